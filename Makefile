@@ -1,0 +1,39 @@
+# The two quick-start commands: `make demo` (the main job) and `make test`. Each bootstraps .venv on
+# first use (torch CPU pinned first, the package with extras, fairseq from a cached wheel, WordNet).
+SHELL := /bin/bash
+PY := .venv/bin/python
+SHARED_DATA := $(abspath ../shared/data)
+export ST_CONTRAST_DATA ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast lint demo bench clean-venv
+
+setup:
+	@bash scripts/bootstrap.sh
+
+lint: setup
+	$(PY) -m ruff check .
+
+# Everything, slow tests included, in two worker processes (one torch thread each).
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+# The main job: unsupervised SimCSE from the pretrained MiniLM on real Wikipedia sentences, then STS-B.
+demo: setup
+	OMP_NUM_THREADS=2 $(PY) examples/simcse_unsup_demo.py --output-dir outputs/demo
+
+bench: setup
+	$(PY) benchmarks/bench_losses.py --preset cpu-tiny
+
+clean-venv:
+	rm -rf .venv

@@ -1,0 +1,171 @@
+"""Token-level heads owned by losses (never saved with the model): masked language modelling.
+
+Shared by CLINE, DeCLUTR and CIL. The MLM head is the BERT/RoBERTa form
+``LayerNorm(gelu(W·h)) · Eᵀ + b`` with the decoder tied to the encoder's input embeddings ``E``
+(passed in at call time, so the embedding matrix is registered once, under the model). When the
+encoder's checkpoint folder holds pretrained MLM head weights they are loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+# checkpoint prefixes of the MLM head in Hugging Face BERT-like and RoBERTa-like models
+_HEAD_PREFIXES = {
+    "cls.predictions.transform.dense.": "dense.",
+    "cls.predictions.transform.LayerNorm.": "layer_norm.",
+    "cls.predictions.bias": "bias",
+    "lm_head.dense.": "dense.",
+    "lm_head.layer_norm.": "layer_norm.",
+    "lm_head.bias": "bias",
+}
+
+
+def hf_encoder(model: nn.Module) -> nn.Module:
+    """The Hugging Face ``PreTrainedModel`` inside a SentenceTransformer (its first module's ``auto_model``)."""
+    if hasattr(model, "get_input_embeddings") and hasattr(model, "config"):
+        return model
+    for module in model.modules():
+        auto_model = getattr(module, "auto_model", None)
+        if auto_model is not None and hasattr(auto_model, "get_input_embeddings"):
+            return auto_model
+    raise ValueError(
+        "this loss needs a Hugging Face encoder (a SentenceTransformer whose first module is a Transformer "
+        f"with an `auto_model`), got {type(model).__name__}"
+    )
+
+
+class MLMHead(nn.Module):
+    """Masked-language-model head with its decoder tied to the encoder's input embeddings."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, layer_norm_eps: float = 1e-12, init_std: float = 0.02):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        nn.init.normal_(self.dense.weight, std=init_std)
+        nn.init.zeros_(self.dense.bias)
+        self.loaded_pretrained = False
+
+    @classmethod
+    def from_model(cls, model: nn.Module, load_pretrained: bool = True) -> MLMHead:
+        """A head sized for ``model``'s encoder, with pretrained head weights when its checkpoint has them."""
+        encoder = hf_encoder(model)
+        config = encoder.config
+        embeddings = encoder.get_input_embeddings()
+        head = cls(
+            config.hidden_size,
+            embeddings.weight.shape[0],
+            getattr(config, "layer_norm_eps", 1e-12),
+            getattr(config, "initializer_range", 0.02),
+        )
+        if load_pretrained:
+            head.load_pretrained(getattr(config, "_name_or_path", "") or "")
+        return head.to(embeddings.weight.device)
+
+    def load_pretrained(self, folder: str) -> bool:
+        """Load MLM head weights from a local checkpoint folder; returns whether any were found."""
+        state = _read_checkpoint(folder)
+        mapped: dict[str, Tensor] = {}
+        for key, value in state.items():
+            for prefix, target in _HEAD_PREFIXES.items():
+                if key.startswith(prefix):
+                    mapped[target + key[len(prefix) :] if target.endswith(".") else target] = value
+        if not mapped:
+            logger.info("no pretrained MLM head weights in %r: the MLM head starts from random weights", folder)
+            return False
+        if "bias" in mapped and mapped["bias"].shape != self.bias.shape:
+            # the vocabulary was resized (e.g. added marker tokens): keep the known part
+            bias = self.bias.detach().clone()
+            n = min(bias.shape[0], mapped["bias"].shape[0])
+            bias[:n] = mapped["bias"][:n]
+            mapped["bias"] = bias
+        missing, _ = self.load_state_dict(mapped, strict=False)
+        self.loaded_pretrained = True
+        if missing:
+            logger.info("MLM head: %s not in the checkpoint, left at their initial values", missing)
+        return True
+
+    def forward(self, hidden_states: Tensor, embedding_weight: Tensor) -> Tensor:
+        """Vocabulary logits for ``hidden_states`` (``(..., H)``), decoding with ``embedding_weight`` (``(V, H)``)."""
+        hidden = self.layer_norm(F.gelu(self.dense(hidden_states)))
+        return F.linear(hidden, embedding_weight, self.bias)
+
+
+def _read_checkpoint(folder: str) -> dict[str, Tensor]:
+    if not folder or not os.path.isdir(folder):
+        return {}
+    safetensors_file = os.path.join(folder, "model.safetensors")
+    if os.path.exists(safetensors_file):
+        from safetensors.torch import load_file
+
+        return load_file(safetensors_file)
+    bin_file = os.path.join(folder, "pytorch_model.bin")
+    if os.path.exists(bin_file):
+        return torch.load(bin_file, map_location="cpu", weights_only=True)
+    return {}
+
+
+def mask_tokens(
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    mask_token_id: int,
+    vocab_size: int,
+    special_ids: list[int] | tuple[int, ...],
+    probability: float = 0.15,
+    generator: torch.Generator | None = None,
+    protected: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """BERT's masking: pick ``probability`` of the real tokens; 80% → [MASK], 10% → random, 10% kept.
+
+    Returns ``(masked_input_ids, labels)`` with labels ``-100`` where nothing is predicted. Special
+    tokens, padding and positions in ``protected`` (e.g. entity markers) are never picked. At least
+    one token per batch is picked so the MLM loss is always defined.
+    """
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"mlm_probability must be in (0, 1), got {probability}")
+    device = input_ids.device
+    candidates = attention_mask.bool()
+    if special_ids:
+        candidates &= ~torch.isin(input_ids, torch.tensor(list(special_ids), device=device))
+    if protected is not None:
+        candidates &= ~protected.bool()
+    draws = torch.rand(input_ids.shape, generator=generator, device="cpu").to(device)
+    chosen = (draws < probability) & candidates
+    if not bool(chosen.any()) and bool(candidates.any()):
+        first = candidates.flatten().nonzero()[0]
+        chosen.view(-1)[first] = True
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+    action = torch.rand(input_ids.shape, generator=generator, device="cpu").to(device)
+    masked = input_ids.clone()
+    masked[chosen & (action < 0.8)] = mask_token_id
+    random_positions = chosen & (action >= 0.8) & (action < 0.9)
+    random_tokens = torch.randint(vocab_size, input_ids.shape, generator=generator, device="cpu").to(device)
+    masked[random_positions] = random_tokens[random_positions]
+    return masked, labels
+
+
+def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy over the predicted (label != -100) positions."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def tokenizer_ids(model: nn.Module) -> dict[str, Any]:
+    """mask id, vocabulary size and the ids of special (non-text) tokens of ``model``'s tokenizer."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None or tokenizer.mask_token_id is None:
+        raise ValueError("MLM needs a tokenizer with a mask token ([MASK] / <mask>)")
+    unk = tokenizer.unk_token_id
+    return {
+        "mask_token_id": int(tokenizer.mask_token_id),
+        "vocab_size": int(hf_encoder(model).get_input_embeddings().weight.shape[0]),
+        "special_ids": [i for i in tokenizer.all_special_ids if i != unk],
+    }

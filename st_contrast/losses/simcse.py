@@ -1,0 +1,242 @@
+"""SimCSE: contrastive learning of sentence embeddings from dropout views or NLI triplets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from . import functional
+from ._common import check_no_empty_rows, check_no_labels, embed_merged, special_token_ids
+
+logger = logging.getLogger(__name__)
+
+ProjectionMode = Literal["none", "mlp", "model"]
+
+
+class SimCSEProjection(nn.Module):
+    """SimCSE's MLP over the pooled vector: ``tanh(W·h + b)`` with ``W`` of shape ``(H, H)``.
+
+    Owned by :class:`SimCSELoss` when ``projection="mlp"`` (trained, never saved with the model).
+    """
+
+    def __init__(self, dim: int, init_std: float = 0.02) -> None:
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+        nn.init.normal_(self.dense.weight, std=init_std)
+        nn.init.zeros_(self.dense.bias)
+        self.activation = nn.Tanh()
+
+    def forward(self, embeddings: Tensor) -> Tensor:
+        return self.activation(self.dense(embeddings))
+
+
+class SimCSELoss(nn.Module):
+    def __init__(
+        self,
+        model: nn.Module,
+        temperature: float = 0.05,
+        hard_negative_weight: float = 0.0,
+        gather_across_devices: bool = False,
+        projection: ProjectionMode = "none",
+        check_inputs: bool = True,
+    ) -> None:
+        """SimCSE (Gao, Yao and Chen, EMNLP 2021): InfoNCE with in-batch negatives over cosine similarities.
+
+        Unsupervised SimCSE encodes every sentence twice; the two dropout masks make the two views, and
+        the other sentences of the batch are the negatives. Supervised SimCSE uses NLI (premise,
+        entailment, contradiction) triplets; each premise's own contradiction can get a logit bonus
+        (``hard_negative_weight``). The objective, for anchors ``z1``, positives ``z2`` and negatives ``z3``:
+
+        ``loss_i = -log( exp(cos(z1_i, z2_i)/τ) / (Σ_j exp(cos(z1_i, z2_j)/τ) + Σ_j exp(cos(z1_i, z3_j)/τ + w·[i=j])) )``
+
+        All columns are embedded in one forward pass over the flattened batch, as in the official code.
+
+        Args:
+            model: the SentenceTransformer to train.
+            temperature: ``τ``; the paper uses 0.05 (sentence-transformers' ``scale=20``).
+            hard_negative_weight: ``w``, added to the scaled logit of each anchor's own hard negative
+                (the paper's ablation found 0 best for its main results; 1 and more are tried in it).
+            gather_across_devices: gather positives and negatives from every process (with gradients)
+                so that negatives span the global batch, as the official multi-GPU code does.
+            projection: ``"none"``; ``"mlp"``: the unsupervised recipe's train-only Linear+Tanh head, owned
+                by the loss and dropped at test time (``cls_before_pooler``); ``"model"``: the supervised
+                recipe's head, appended to ``model`` as a ``Dense`` module so it is saved and used at test
+                time (skipped if the model already ends with one).
+            check_inputs: check each batch for empty texts (a cheap tensor test); turn off only if profiling
+                shows it matters.
+
+        References:
+            - Gao, Yao, Chen. SimCSE: Simple Contrastive Learning of Sentence Embeddings. EMNLP 2021.
+              https://arxiv.org/abs/2104.08821
+
+        Requirements:
+            1. Batches of at least two examples (in-batch negatives).
+            2. For the paper's recipe, [CLS] pooling and max length 32.
+
+        Inputs:
+            +---------------------------------------+--------+-----------------------------------------------+
+            | Texts                                 | Labels | Recipe                                        |
+            +=======================================+========+===============================================+
+            | (sentence,)                           | none   | unsupervised: each sentence encoded twice     |
+            +---------------------------------------+--------+-----------------------------------------------+
+            | (anchor, positive) pairs              | none   | unsupervised as (s, s) pairs, or paraphrases  |
+            +---------------------------------------+--------+-----------------------------------------------+
+            | (anchor, positive, negative) triplets | none   | supervised NLI (premise, entail, contradict)  |
+            +---------------------------------------+--------+-----------------------------------------------+
+
+        Relations:
+            - With ``hard_negative_weight=0`` and ``projection="none"`` this equals sentence-transformers'
+              :class:`MultipleNegativesRankingLoss` with ``scale=1/temperature`` (tested).
+            - :class:`st_contrast.losses.CachedSimCSELoss` is the memory-bounded (GradCache) form.
+
+        Example:
+            ::
+
+                from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+                from st_contrast.data import sentence_dataset
+                from st_contrast.losses import SimCSELoss
+
+                model = SentenceTransformer("path/to/bert")
+                loss = SimCSELoss(model, temperature=0.05, projection="mlp")
+                trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
+                trainer.train()
+        """
+        super().__init__()
+        self.model = model
+        self.temperature = functional.check_temperature(temperature)
+        try:
+            self.hard_negative_weight = float(hard_negative_weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"hard_negative_weight must be a number, got {hard_negative_weight!r}") from None
+        if self.hard_negative_weight != self.hard_negative_weight:
+            raise ValueError("hard_negative_weight must be a number, got NaN")
+        self.gather_across_devices = bool(gather_across_devices)
+        if projection not in ("none", "mlp", "model"):
+            raise ValueError(f"projection must be 'none', 'mlp' or 'model', got {projection!r}")
+        self.projection = projection
+        self.check_inputs = check_inputs
+        self.projection_head: SimCSEProjection | None = None
+        if projection != "none":
+            dim = _embedding_dim(model)
+            init_std = _initializer_range(model)
+            if projection == "mlp":
+                self.projection_head = SimCSEProjection(dim, init_std)
+                device = _model_device(model)
+                if device is not None:
+                    self.projection_head.to(device)
+            else:
+                _append_dense_head(model, dim, init_std)
+        self._special_ids: list[int] | None = None
+        self._warned_unused_weight = False
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if not 1 <= len(sentence_features) <= 3:
+            raise ValueError(
+                f"SimCSELoss expects 1 text column (sentence), 2 (anchor, positive) or 3 (anchor, positive, "
+                f"negative), got {len(sentence_features)} columns. Drop the extra columns from the dataset."
+            )
+        check_no_labels(labels, "SimCSELoss", "for NLI data, build (premise, entailment, contradiction) triplets "
+                        "with st_contrast.data.nli_triplets")
+        if self.check_inputs:
+            if self._special_ids is None:
+                self._special_ids = special_token_ids(self.model)
+            check_no_empty_rows(sentence_features, self._special_ids, "SimCSELoss")
+        repeat = 2 if len(sentence_features) == 1 else 1
+        embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The loss from already computed embeddings ``[anchors, positives(, negatives)]``."""
+        if len(embeddings) not in (2, 3):
+            raise ValueError(f"SimCSELoss needs 2 or 3 embedding tensors, got {len(embeddings)}")
+        if self.projection_head is not None:
+            embeddings = [self.projection_head(embedding) for embedding in embeddings]
+        anchors, positives = embeddings[0], embeddings[1]
+        negatives = embeddings[2] if len(embeddings) == 3 else None
+        if negatives is None and self.hard_negative_weight and not self._warned_unused_weight:
+            logger.warning("SimCSELoss: hard_negative_weight has no effect without a negative column")
+            self._warned_unused_weight = True
+        self._check_batch_size(anchors)
+        return functional.simcse_loss(
+            anchors,
+            positives,
+            negatives,
+            temperature=self.temperature,
+            hard_negative_weight=self.hard_negative_weight,
+            gather_across_devices=self.gather_across_devices,
+        )
+
+    def _check_batch_size(self, anchors: Tensor) -> None:
+        size = anchors.shape[0]
+        if size >= 2 or (self.gather_across_devices and functional.is_distributed()):
+            return
+        raise ValueError(
+            f"SimCSELoss needs at least 2 examples per batch (the other examples are the negatives), got a batch of "
+            f"{size}. Use a larger batch size, or drop_last=True so the last batch is not a single example."
+        )
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "hard_negative_weight": self.hard_negative_weight,
+            "gather_across_devices": self.gather_across_devices,
+            "projection": self.projection,
+        }
+
+    @property
+    def citation(self) -> str:
+        return """
+@inproceedings{gao2021simcse,
+    title = "{S}im{CSE}: Simple Contrastive Learning of Sentence Embeddings",
+    author = "Gao, Tianyu and Yao, Xingcheng and Chen, Danqi",
+    booktitle = "Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing",
+    year = "2021",
+    url = "https://arxiv.org/abs/2104.08821",
+}
+"""
+
+
+def _embedding_dim(model: nn.Module) -> int:
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        getter = getattr(model, name, None)
+        if callable(getter):
+            dim = getter()
+            if dim:
+                return int(dim)
+    raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
+
+
+def _initializer_range(model: nn.Module) -> float:
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        value = getattr(config, "initializer_range", None)
+        if isinstance(value, float):
+            return value
+    return 0.02
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return None
+
+
+def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
+    from sentence_transformers.models import Dense
+
+    last = list(model.children())[-1] if len(list(model.children())) else None
+    if isinstance(last, Dense) and isinstance(getattr(last, "activation_function", None), nn.Tanh):
+        return
+    if not hasattr(model, "append"):
+        raise ValueError("projection='model' needs a SentenceTransformer (a model that modules can be appended to)")
+    head = Dense(dim, dim, activation_function=nn.Tanh())
+    nn.init.normal_(head.linear.weight, std=init_std)
+    nn.init.zeros_(head.linear.bias)
+    device = _model_device(model)
+    model.append(head.to(device) if device is not None else head)
