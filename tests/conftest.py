@@ -62,7 +62,8 @@ def tiny_model_mean(_tiny_bert_mean_session):
 def _tiny_roberta_session(tmp_path_factory):
     from st_contrast.testing import build_tiny_sentence_transformer
 
-    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-roberta"), pooling="cls", architecture="roberta")
+    folder = tmp_path_factory.mktemp("tiny-roberta")
+    return build_tiny_sentence_transformer(folder, pooling="cls", architecture="roberta")
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ class SimCSELoss(nn.Module):
         entailment, contradiction) triplets; each premise's own contradiction can get a logit bonus
         (``hard_negative_weight``). The objective, for anchors ``z1``, positives ``z2`` and negatives ``z3``:
 
-        ``loss_i = -log( exp(cos(z1_i, z2_i)/τ) / (Σ_j exp(cos(z1_i, z2_j)/τ) + Σ_j exp(cos(z1_i, z3_j)/τ + w·[i=j])) )``
+        ``loss_i = -log( e(z1_i, z2_i) / (Σ_j e(z1_i, z2_j) + Σ_j e(z1_i, z3_j)·exp(w·[i=j])) )``
+        with ``e(a, b) = exp(cos(a, b)/τ)``.
 
         All columns are embedded in one forward pass over the flattened batch, as in the official code.
 
