@@ -175,3 +175,38 @@ def simcse_loss(
     logits = simcse_logits(anchors, positives, negatives, temperature, hard_negative_weight, offset)
     targets = torch.arange(anchors.shape[0], device=anchors.device) + offset
     return info_nce(logits, targets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Consistency between two forward passes (R-Drop)
+# ---------------------------------------------------------------------------------------------
+
+
+def symmetric_kl(
+    logits_p: Tensor,
+    logits_q: Tensor,
+    mask: Tensor | None = None,
+    reduction: str = "sum",
+) -> Tensor:
+    """R-Drop's consistency term ``(KL(p‖q) + KL(q‖p)) / 2`` between two softmax distributions.
+
+    ``logits_*`` are ``(..., C)``; the KL is summed over classes, then over positions where ``mask``
+    is true (e.g. non-pad target tokens), then reduced over positions by ``reduction``
+    (``"sum"``, ``"mean"`` or ``"none"``). Computed in log space so it never gives NaN for
+    confident predictions.
+    """
+    log_p = F.log_softmax(logits_p.float(), dim=-1)
+    log_q = F.log_softmax(logits_q.float(), dim=-1)
+    kl_pq = (log_p.exp() * (log_p - log_q)).sum(-1)
+    kl_qp = (log_q.exp() * (log_q - log_p)).sum(-1)
+    per_position = 0.5 * (kl_pq + kl_qp)
+    if mask is not None:
+        per_position = per_position.masked_fill(~mask.bool(), 0.0)
+    if reduction == "none":
+        return per_position
+    if reduction == "sum":
+        return per_position.sum()
+    if reduction == "mean":
+        count = mask.bool().sum() if mask is not None else torch.tensor(per_position.numel())
+        return per_position.sum() / count.clamp(min=1)
+    raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")

@@ -178,3 +178,29 @@ def test_model_projection_is_saved(tiny_model, tmp_path):
     tiny_model.save(str(tmp_path / "saved"))
     reloaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
     assert len(reloaded) == n_modules + 1
+
+
+def test_fit_two_steps_trains_encoder_and_mlp_head(tiny_model, sentences):
+    from sentence_transformers import InputExample
+
+    from tests.training import fit_two_steps
+
+    loss = SimCSELoss(tiny_model, projection="mlp")
+    changed = fit_two_steps(tiny_model, loss, [InputExample(texts=[s]) for s in sentences])
+    assert any(name.startswith("projection_head.") for name in changed), "the train-only MLP must be trained"
+    assert any(name.startswith("model.") for name in changed)
+
+
+def test_trainer_two_steps_on_pairs_and_triplets(tiny_model, sentences, tmp_path):
+    from datasets import Dataset
+
+    from tests.training import trainer_two_steps
+
+    loss = SimCSELoss(tiny_model, projection="mlp", hard_negative_weight=1.0)
+    dataset = Dataset.from_dict({"anchor": sentences, "positive": sentences[1:] + sentences[:1],
+                                 "negative": sentences[2:] + sentences[:2]})
+    changed = trainer_two_steps(tiny_model, loss, dataset, tmp_path)
+    assert any(name.startswith("projection_head.") for name in changed)
+    assert any(name.startswith("model.") for name in changed)
+    single = Dataset.from_dict({"sentence": sentences})
+    assert trainer_two_steps(tiny_model, SimCSELoss(tiny_model), single, tmp_path / "single")

@@ -1,0 +1,26 @@
+"""st_contrast.data: see DESIGN.md. Public names are imported lazily from their modules."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module in this package; one line per name (each method's module is the source of truth)
+_LAZY: dict[str, str] = {
+    "find_data_file": "paths",
+    "data_dirs": "paths",
+    "cache_dir": "paths",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
