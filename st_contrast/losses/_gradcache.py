@@ -1,0 +1,124 @@
+"""GradCache (Gao et al., 2021): exact in-batch contrastive gradients with memory bounded by a mini-batch.
+
+1. Embed the batch mini-batch by mini-batch without autograd, remembering each mini-batch's random
+   state (so dropout can be replayed).
+2. Compute the loss on the (detached) embeddings and its gradient with respect to them: the cache.
+3. During the caller's ``loss.backward()``, re-embed each mini-batch with autograd under its replayed
+   random state and back-propagate the cached gradient slice through it.
+
+Activation memory is that of one mini-batch; the extra work is one forward pass without autograd. The
+re-forward happens inside a backward hook on the returned loss, so ``loss.backward()`` in the Trainer,
+``model.fit`` or a plain loop does the whole job, with its upstream gradient (gradient accumulation,
+AMP loss scaling) applied to the cached gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Encode = Callable[[dict[str, Any]], Tensor]
+
+
+def count_rows(features: dict[str, Any]) -> int:
+    for key in ("input_ids", "attention_mask", "embedding"):
+        value = features.get(key)
+        if isinstance(value, Tensor) and value.ndim >= 1:
+            return int(value.shape[0])
+    for value in features.values():
+        if isinstance(value, Tensor) and value.ndim >= 1:
+            return int(value.shape[0])
+    raise ValueError("cannot tell the batch size of these features: no tensor with a batch dimension")
+
+
+def slice_rows(features: dict[str, Any], start: int, end: int, rows: int) -> dict[str, Any]:
+    """Rows ``start:end`` of every per-row tensor, with right padding trimmed to the chunk's longest text."""
+    chunk: dict[str, Any] = {}
+    for key, value in features.items():
+        if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == rows and key != "prompt_length":
+            chunk[key] = value[start:end]
+        else:
+            chunk[key] = value
+    mask = chunk.get("attention_mask")
+    if isinstance(mask, Tensor) and mask.ndim == 2 and mask.shape[1] > 0:
+        width = int(mask.sum(dim=1).max().item()) if bool(mask[:, -1].eq(0).all()) else mask.shape[1]
+        if 0 < width < mask.shape[1]:
+            for key, value in list(chunk.items()):
+                token_level = isinstance(value, Tensor) and value.ndim >= 2 and value.shape[:2] == mask.shape
+                if token_level and key != "embedding":
+                    chunk[key] = value[:, :width]
+    return chunk
+
+
+class RandomState:
+    """CPU and (when used) CUDA random states, to replay dropout masks exactly."""
+
+    def __init__(self, devices: list[torch.device]) -> None:
+        self.cpu = torch.get_rng_state()
+        self.cuda = [(d, torch.cuda.get_rng_state(d)) for d in devices if d.type == "cuda"]
+
+    @contextmanager
+    def replay(self):
+        cuda_devices = [d for d, _ in self.cuda]
+        with torch.random.fork_rng(devices=cuda_devices, enabled=True):
+            torch.set_rng_state(self.cpu)
+            for device, state in self.cuda:
+                torch.cuda.set_rng_state(state, device)
+            yield
+
+
+def chunk_ranges(rows: int, mini_batch_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + mini_batch_size, rows)) for start in range(0, rows, mini_batch_size)]
+
+
+def embed_without_grad(
+    encode: Encode, features: dict[str, Any], mini_batch_size: int, devices: list[torch.device]
+) -> tuple[Tensor, list[RandomState], list[tuple[int, int]]]:
+    """Step 1: all embeddings (no autograd) and the random state before each mini-batch."""
+    rows = count_rows(features)
+    ranges = chunk_ranges(rows, mini_batch_size)
+    states, outputs = [], []
+    with torch.no_grad():
+        for start, end in ranges:
+            states.append(RandomState(devices))
+            outputs.append(encode(slice_rows(features, start, end, rows)))
+    return torch.cat(outputs, dim=0), states, ranges
+
+
+def cached_loss(
+    loss_fn: Callable[[Tensor], Tensor],
+    encode: Encode,
+    features: dict[str, Any],
+    mini_batch_size: int,
+    devices: list[torch.device],
+) -> Tensor:
+    """Steps 1-3 in one call: the loss value, whose backward re-embeds and back-propagates by mini-batch.
+
+    ``loss_fn`` maps the full ``(rows, dim)`` embedding matrix to a scalar loss. The returned tensor is a
+    leaf that carries the loss value; its backward hook does step 3. Without autograd (evaluation) the
+    loss is computed from the step-1 embeddings only.
+    """
+    embeddings, states, ranges = embed_without_grad(encode, features, mini_batch_size, devices)
+    if not torch.is_grad_enabled():
+        return loss_fn(embeddings)
+    embeddings = embeddings.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = loss_fn(embeddings)
+        (cache,) = torch.autograd.grad(value, embeddings)
+    result = value.detach().requires_grad_(True)
+    rows = count_rows(features)
+
+    def replay_backward(upstream: Tensor) -> None:
+        scale = upstream.detach()
+        with torch.enable_grad():
+            for (start, end), state in zip(ranges, states):
+                with state.replay():
+                    chunk = encode(slice_rows(features, start, end, rows))
+                torch.autograd.backward(chunk, cache[start:end].to(chunk.dtype) * scale.to(chunk.dtype))
+
+    result.register_hook(replay_backward)
+    return result

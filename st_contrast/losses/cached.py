@@ -1,0 +1,136 @@
+"""Memory-bounded (GradCache) forms of the in-batch contrastive losses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import functional
+from ._common import check_no_empty_rows, check_no_labels, merge_features, special_token_ids
+from ._gradcache import cached_loss, count_rows
+from .simcse import ProjectionMode, SimCSELoss
+
+
+class CachedSimCSELoss(SimCSELoss):
+    def __init__(
+        self,
+        model: nn.Module,
+        temperature: float = 0.05,
+        hard_negative_weight: float = 0.0,
+        gather_across_devices: bool = False,
+        projection: ProjectionMode = "none",
+        mini_batch_size: int = 64,
+        check_inputs: bool = True,
+    ) -> None:
+        """:class:`SimCSELoss` with GradCache: the same loss and gradients, activation memory of one mini-batch.
+
+        Contrastive losses improve with more in-batch negatives, and activation memory caps the batch.
+        GradCache (Gao, Zhang, Han and Callan, 2021) embeds the batch in mini-batches without autograd,
+        takes the gradient of the loss with respect to the embeddings, then re-embeds each mini-batch with
+        autograd and back-propagates its slice of that gradient. Each mini-batch's random state is
+        replayed, so dropout (the views of unsupervised SimCSE) is the same in both passes and the
+        gradients are exact, not approximate. The cost is one extra forward pass without autograd.
+
+        Args:
+            model: the SentenceTransformer to train.
+            temperature: ``τ`` (0.05 in the paper).
+            hard_negative_weight: logit bonus of each anchor's own hard negative.
+            gather_across_devices: negatives from every process (see :class:`SimCSELoss`).
+            projection: ``"none"``, ``"mlp"`` (train-only head, owned by the loss) or ``"model"``.
+            mini_batch_size: rows embedded at once; it bounds activation memory. All columns are embedded
+                as one flattened batch (``2B`` rows for a single column, ``3B`` for triplets), chunked by
+                this size. It does not change the loss, only memory and speed.
+            check_inputs: check each batch for empty texts.
+
+        References:
+            - Gao, Yao, Chen. SimCSE. EMNLP 2021. https://arxiv.org/abs/2104.08821
+            - Gao, Zhang, Han, Callan. Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup.
+              RepL4NLP 2021. https://arxiv.org/abs/2101.06983
+
+        Inputs:
+            +---------------------------------------+--------+
+            | Texts                                 | Labels |
+            +=======================================+========+
+            | (sentence,)                           | none   |
+            +---------------------------------------+--------+
+            | (anchor, positive) pairs              | none   |
+            +---------------------------------------+--------+
+            | (anchor, positive, negative) triplets | none   |
+            +---------------------------------------+--------+
+
+        Relations:
+            - Gives the loss and gradients of :class:`SimCSELoss` on the same batch (tested, dropout included
+              when the mini-batch covers the batch, and with dropout off for any mini-batch size).
+        """
+        super().__init__(
+            model,
+            temperature=temperature,
+            hard_negative_weight=hard_negative_weight,
+            gather_across_devices=gather_across_devices,
+            projection=projection,
+            check_inputs=check_inputs,
+        )
+        if not isinstance(mini_batch_size, int) or mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+        self.mini_batch_size = mini_batch_size
+
+    def _encode(self, features: dict[str, Any]) -> Tensor:
+        embeddings = self.model(features)["sentence_embedding"]
+        if self.projection_head is not None:
+            embeddings = self.projection_head(embeddings)
+        return embeddings
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if not 1 <= len(sentence_features) <= 3:
+            raise ValueError(
+                f"CachedSimCSELoss expects 1 text column (sentence), 2 (anchor, positive) or 3 (anchor, positive, "
+                f"negative), got {len(sentence_features)} columns. Drop the extra columns from the dataset."
+            )
+        check_no_labels(labels, "CachedSimCSELoss")
+        if self.check_inputs:
+            if self._special_ids is None:
+                self._special_ids = special_token_ids(self.model)
+            check_no_empty_rows(sentence_features, self._special_ids, "CachedSimCSELoss")
+        columns = sentence_features * 2 if len(sentence_features) == 1 else sentence_features
+        merged = merge_features(columns)
+        if merged is None:
+            raise ValueError(
+                "CachedSimCSELoss needs columns with the same kind of features (the same keys); got columns that "
+                "cannot be batched together"
+            )
+        n_columns = len(columns)
+        batch = count_rows(merged) // n_columns
+        self._check_batch_size(torch.empty(batch, 0))
+
+        def loss_from_embeddings(embeddings: Tensor) -> Tensor:
+            parts = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
+            return functional.simcse_loss(
+                parts[0],
+                parts[1],
+                parts[2] if n_columns == 3 else None,
+                temperature=self.temperature,
+                hard_negative_weight=self.hard_negative_weight,
+                gather_across_devices=self.gather_across_devices,
+            )
+
+        devices = list({p.device for p in self.model.parameters()})
+        return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
+
+    @property
+    def citation(self) -> str:
+        return super().citation + """
+@inproceedings{gao2021gradcache,
+    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
+    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
+    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
+    year = "2021",
+    url = "https://arxiv.org/abs/2101.06983",
+}
+"""

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from st_contrast.losses import CachedSimCSELoss, SimCSELoss
+from tests.conftest import echo_features
+
+
+def _grads(model):
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _columns(model, sentences, n_columns):
+    texts = [sentences[i:] + sentences[:i] for i in range(n_columns)]
+    return [model.preprocess(t) for t in texts]
+
+
+def _run(loss, features, seed=0):
+    torch.manual_seed(seed)
+    loss.model.zero_grad(set_to_none=True)
+    value = loss([dict(f) for f in features], None)
+    value.backward()
+    return value.detach(), _grads(loss.model)
+
+
+def _assert_same(reference, cached):
+    torch.testing.assert_close(cached[0], reference[0], atol=1e-5, rtol=1e-5)
+    assert set(reference[1]) == set(cached[1])
+    assert sum(g.abs().sum() for g in reference[1].values()) > 0, "reference gradients must not be zero"
+    for name, grad in reference[1].items():
+        torch.testing.assert_close(cached[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("n_columns", [1, 2, 3])
+def test_exact_gradients_without_dropout_any_mini_batch(tiny_model, sentences, n_columns):
+    tiny_model.eval()
+    features = _columns(tiny_model, sentences, n_columns)
+    reference = _run(SimCSELoss(tiny_model, hard_negative_weight=0.5), features)
+    cached = _run(CachedSimCSELoss(tiny_model, hard_negative_weight=0.5, mini_batch_size=3), features)
+    _assert_same(reference, cached)
+
+
+def test_exact_gradients_with_dropout_when_one_mini_batch_covers_the_batch(tiny_model, sentences):
+    """Same seed, same random stream: the dropout views (unsupervised SimCSE) are the same as uncached."""
+    tiny_model.train()
+    features = _columns(tiny_model, sentences, 1)
+    reference = _run(SimCSELoss(tiny_model), features, seed=3)
+    cached = _run(CachedSimCSELoss(tiny_model, mini_batch_size=2 * len(sentences)), features, seed=3)
+    _assert_same(reference, cached)
+
+
+def test_dropout_masks_are_replayed_in_the_second_pass(tiny_model, sentences):
+    tiny_model.train()
+    loss = CachedSimCSELoss(tiny_model, mini_batch_size=3)
+    seen = []
+    encode = loss._encode
+
+    def recording(features):
+        out = encode(features)
+        seen.append(out.detach().clone())
+        return out
+
+    loss._encode = recording
+    value = loss(_columns(tiny_model, sentences, 1), None)
+    first_pass = list(seen)
+    seen.clear()
+    value.backward()
+    assert len(first_pass) == len(seen) == 6  # 16 rows in chunks of 3
+    for a, b in zip(first_pass, seen):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(first_pass[0], tiny_model.eval()(_columns(tiny_model, sentences[:3], 1)[0])[
+        "sentence_embedding"]), "dropout must be active, or this test proves nothing"
+
+
+def test_memory_is_bounded_by_the_mini_batch(tiny_model, sentences):
+    loss = CachedSimCSELoss(tiny_model, mini_batch_size=4)
+    sizes = []
+    forward = tiny_model.forward
+
+    def spy(features, **kwargs):
+        sizes.append(features["input_ids"].shape[0])
+        return forward(features, **kwargs)
+
+    tiny_model.forward = spy
+    loss(_columns(tiny_model, sentences, 3), None).backward()
+    assert sizes and max(sizes) <= 4 and sum(sizes) == 2 * 3 * len(sentences)
+
+
+def test_upstream_gradient_scales_the_cached_gradients(tiny_model, sentences):
+    tiny_model.eval()
+    features = _columns(tiny_model, sentences, 2)
+    loss = CachedSimCSELoss(tiny_model, mini_batch_size=5)
+    _, full = _run(loss, features)
+    tiny_model.zero_grad(set_to_none=True)
+    (loss([dict(f) for f in features], None) * 0.25).backward()
+    for name, grad in _grads(tiny_model).items():
+        torch.testing.assert_close(grad, full[name] * 0.25, atol=1e-6, rtol=1e-4)
+
+
+def test_gather_matches_uncached_with_fake_group(echo_model, fake_process_group):
+    torch.manual_seed(0)
+    others = {0: [torch.randn(4, 8), torch.randn(4, 8)]}
+    leaves = [torch.randn(4, 8, requires_grad=True) for _ in range(2)]
+    fake_process_group(rank=1, world_size=2, others={0: others[0]})
+    reference = SimCSELoss(echo_model, gather_across_devices=True)(echo_features(*leaves), None)
+    reference.backward()
+    expected = [t.grad.clone() for t in leaves]
+    for t in leaves:
+        t.grad = None
+    fake_process_group(rank=1, world_size=2, others={0: others[0]})
+    cached = CachedSimCSELoss(echo_model, gather_across_devices=True, mini_batch_size=3)
+    value = cached(echo_features(*leaves), None)
+    value.backward()
+    torch.testing.assert_close(value, reference.detach())
+    for leaf, grad in zip(leaves, expected):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(leaf.grad, grad)
+
+
+def test_no_grad_evaluation_returns_the_loss(tiny_model, sentences):
+    tiny_model.eval()
+    features = _columns(tiny_model, sentences, 2)
+    with torch.no_grad():
+        cached = CachedSimCSELoss(tiny_model, mini_batch_size=3)([dict(f) for f in features], None)
+        plain = SimCSELoss(tiny_model)([dict(f) for f in features], None)
+    torch.testing.assert_close(cached, plain, atol=1e-6, rtol=1e-5)
+
+
+def test_bad_mini_batch_size(echo_model):
+    with pytest.raises(ValueError, match="mini_batch_size must be a positive integer"):
+        CachedSimCSELoss(echo_model, mini_batch_size=0)
+
+
+def test_trainer_two_steps_trains_the_mlp_head(tiny_model, sentences, tmp_path):
+    from datasets import Dataset
+
+    from tests.training import fit_two_steps, trainer_two_steps
+
+    loss = CachedSimCSELoss(tiny_model, projection="mlp", mini_batch_size=3)
+    changed = trainer_two_steps(tiny_model, loss, Dataset.from_dict({"sentence": sentences}), tmp_path)
+    assert any(n.startswith("projection_head.") for n in changed) and any(n.startswith("model.") for n in changed)
+    from sentence_transformers import InputExample
+
+    changed = fit_two_steps(tiny_model, loss, [InputExample(texts=[s, s]) for s in sentences])
+    assert any(n.startswith("model.") for n in changed)
+    assert loss.get_config_dict()["mini_batch_size"] == 3 and "gao2021gradcache" in loss.citation
