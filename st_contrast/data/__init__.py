@@ -7,9 +7,35 @@ from typing import Any
 
 # public name -> module in this package; one line per name (each method's module is the source of truth)
 _LAZY: dict[str, str] = {
+    "cline_rewrites": "cline",
+    "cline_dataset": "cline",
+    "cline_examples": "cline",
+    "read_fewrel_nyt": "relation",
+    "read_semeval2010": "relation",
+    "RelationInstance": "relation",
+    "Bag": "relation",
+    "mark_entities": "relation",
+    "group_bags": "relation",
+    "pseudo_bags": "relation",
+    "split_bags": "relation",
+    "relation_ids": "relation",
+    "cil_dataset": "relation",
+    "cil_examples": "relation",
+    "load_clinc150": "clinc",
+    "ClincData": "clinc",
     "find_data_file": "paths",
     "data_dirs": "paths",
     "cache_dir": "paths",
+    "read_sentences": "sentences",
+    "sentence_dataset": "sentences",
+    "unsupervised_examples": "sentences",
+    "unsupervised_pairs": "sentences",
+    "read_simcse_nli_csv": "nli",
+    "snli_triplets": "nli",
+    "nli_dataset": "nli",
+    "nli_examples": "nli",
+    "download_sts_benchmark": "download",
+    "download_file": "download",
 }
 
 

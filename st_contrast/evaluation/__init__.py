@@ -7,6 +7,18 @@ from typing import Any
 
 # public name -> module in this package; one line per name (each method's module is the source of truth)
 _LAZY: dict[str, str] = {
+    "relation_metrics": "relation",
+    "evaluate_relation_extraction": "relation",
+    "evaluate_ood": "ood",
+    "ood_metrics": "ood",
+    "load_sts_benchmark": "sts",
+    "read_sts_file": "sts",
+    "evaluate_sts": "sts",
+    "sts_spearman": "sts",
+    "STSEvaluator": "sts",
+    "alignment_uniformity": "alignment",
+    "alignment_loss": "alignment",
+    "uniformity_loss": "alignment",
 }
 
 

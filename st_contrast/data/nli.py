@@ -1,0 +1,243 @@
+"""NLI triplets (premise, entailment, contradiction): the input of supervised SimCSE.
+
+===============================  ==================================================  ===========================
+reader                           produces                                            consumed by
+===============================  ==================================================  ===========================
+:func:`read_simcse_nli_csv`      ``(sent0, sent1, hard_neg)`` tuples                 the functions below
+:func:`snli_triplets`            ``(premise, entailment, contradiction)`` tuples     the functions below
+:func:`nli_dataset`              ``datasets.Dataset``: anchor, positive, negative    ``SimCSELoss`` (Trainer)
+:func:`nli_examples`             ``InputExample(texts=[a, p, n])``                   ``SimCSELoss`` (``model.fit``)
+===============================  ==================================================  ===========================
+
+Pairs without a hard negative (two-element tuples) are accepted by :func:`nli_dataset` and
+:func:`nli_examples` too and give (anchor, positive) columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+from .sentences import resolve_path
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import InputExample
+
+logger = logging.getLogger(__name__)
+
+ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
+_LABELS: dict[str, int] = {
+    "0": ENTAILMENT,
+    "1": NEUTRAL,
+    "2": CONTRADICTION,
+    "entailment": ENTAILMENT,
+    "neutral": NEUTRAL,
+    "contradiction": CONTRADICTION,
+}
+# SNLI marks pairs without a gold (majority) label with "-"; they carry no label to train on.
+_NO_GOLD_LABEL = "-"
+_HEADER_LABELS = {"label", "gold_label"}
+
+Pairing = Literal["first", "zip", "product"]
+
+
+def _has_empty(row: Sequence[str]) -> bool:
+    return any(not text or not text.strip() for text in row)
+
+
+def read_simcse_nli_csv(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[tuple[str, ...]]:
+    """Read SimCSE's NLI CSV (``nli_for_simcse.csv``: header ``sent0,sent1,hard_neg``).
+
+    Parsed with the ``csv`` module (quoted fields may hold commas, quotes and newlines). Rows with an empty
+    field are dropped, with a logged count. A file with only ``sent0,sent1`` gives pairs.
+
+    Args:
+        path: the CSV file; a relative path that does not exist is also looked up in the data folders.
+        data_dir: a data folder to search first for a relative ``path``.
+
+    Returns:
+        ``(sent0, sent1, hard_neg)`` tuples (``(sent0, sent1)`` without a ``hard_neg`` column), in file order:
+        anchor, positive, hard negative.
+
+    Raises:
+        FileNotFoundError: the file is nowhere; the message names the places searched.
+        ValueError: no ``sent0``/``sent1`` header, or a row with a missing field.
+    """
+    resolved = resolve_path(path, data_dir)
+    rows: list[tuple[str, ...]] = []
+    dropped = 0
+    with open(resolved, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        if "sent0" not in fields or "sent1" not in fields:
+            raise ValueError(
+                f"{resolved} must start with a header naming the columns sent0, sent1 and optionally hard_neg "
+                f"(SimCSE's format), got {fields}."
+            )
+        columns = ["sent0", "sent1"] + (["hard_neg"] if "hard_neg" in fields else [])
+        for record in reader:
+            values = [record.get(column) for column in columns]
+            if any(value is None for value in values):
+                raise ValueError(
+                    f"{resolved}:{reader.line_num}: the row has fewer fields than the header ({', '.join(columns)})."
+                )
+            row = tuple(value.strip() for value in values)
+            if _has_empty(row):
+                dropped += 1
+                continue
+            rows.append(row)
+    if dropped:
+        logger.warning(f"Dropped {dropped} rows of {resolved} with an empty field.")
+    return rows
+
+
+def _parse_label(raw: str) -> int | None:
+    return _LABELS.get(raw.strip().lower())
+
+
+def snli_triplets(
+    path: str | os.PathLike,
+    pairing: Pairing = "first",
+    data_dir: str | os.PathLike | None = None,
+) -> list[tuple[str, str, str]]:
+    """(premise, entailment, contradiction) triplets from an SNLI-style premise/hypothesis/label TSV.
+
+    Each line is ``premise<TAB>hypothesis<TAB>label`` with label ``0``/``entailment``, ``1``/``neutral`` or
+    ``2``/``contradiction`` (case-insensitive); an optional header line (third column ``label`` or
+    ``gold_label``) is skipped, and so are SNLI's ``-`` (no gold label) rows and rows with an empty text,
+    with a logged count. Neutral hypotheses are not used. Hypotheses are grouped by premise (exact string
+    after stripping); premises come out in order of first appearance and, within a premise, hypotheses in
+    file order.
+
+    A premise with no entailment or no contradiction gives no triplet. For a premise with several of
+    either, ``pairing`` decides (deterministically):
+
+    - ``"first"`` (default): one triplet per premise, its first entailment with its first contradiction.
+      Each premise is then weighted once, as in SimCSE's own NLI set (about one triplet per premise of
+      SNLI + MNLI). On ``snli_test.tsv`` (9,824 lines, 3,323 premises): 2,921 triplets.
+    - ``"zip"``: the i-th entailment with the i-th contradiction, ``min(#e, #c)`` triplets per premise
+      (2,929 on ``snli_test.tsv``: 8 premises have two of each).
+    - ``"product"``: every entailment with every contradiction (3,247 on ``snli_test.tsv``).
+
+    Args:
+        path: the TSV file; a relative path that does not exist is also looked up in the data folders
+            (e.g. ``"nli/snli_test.tsv"``).
+        pairing: ``"first"``, ``"zip"`` or ``"product"``, see above.
+        data_dir: a data folder to search first for a relative ``path``.
+
+    Returns:
+        ``(premise, entailment, contradiction)`` tuples: anchor, positive, hard negative.
+
+    Raises:
+        FileNotFoundError: the file is nowhere; the message names the places searched.
+        ValueError: an unknown ``pairing``, a line without 3 tab-separated columns or an unknown label.
+    """
+    if pairing not in ("first", "zip", "product"):
+        raise ValueError(f"pairing must be 'first', 'zip' or 'product', got {pairing!r}.")
+    resolved = resolve_path(path, data_dir)
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    no_gold = empty = 0
+    with open(resolved, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 3:
+                raise ValueError(
+                    f"{resolved}:{line_number}: expected 3 tab-separated columns (premise, hypothesis, label), "
+                    f"got {len(fields)}."
+                )
+            premise, hypothesis, raw_label = (field.strip() for field in fields)
+            label = _parse_label(raw_label)
+            if label is None:
+                if line_number == 1 and raw_label.lower() in _HEADER_LABELS:
+                    continue
+                if raw_label == _NO_GOLD_LABEL:
+                    no_gold += 1
+                    continue
+                raise ValueError(
+                    f"{resolved}:{line_number}: unknown label {raw_label!r}; expected 0/entailment, 1/neutral or "
+                    "2/contradiction."
+                )
+            if not premise or not hypothesis:
+                empty += 1
+                continue
+            entailments, contradictions = groups.setdefault(premise, ([], []))
+            if label == ENTAILMENT:
+                entailments.append(hypothesis)
+            elif label == CONTRADICTION:
+                contradictions.append(hypothesis)
+    if no_gold or empty:
+        logger.warning(
+            f"Skipped {no_gold} rows without a gold label ('-') and {empty} rows with an empty text in {resolved}."
+        )
+    triplets: list[tuple[str, str, str]] = []
+    for premise, (entailments, contradictions) in groups.items():
+        if pairing == "first":
+            if entailments and contradictions:
+                triplets.append((premise, entailments[0], contradictions[0]))
+        elif pairing == "zip":
+            triplets.extend((premise, e, c) for e, c in zip(entailments, contradictions))
+        else:
+            triplets.extend((premise, e, c) for e in entailments for c in contradictions)
+    logger.info(f"{len(triplets)} NLI triplets from {len(groups)} premises in {resolved} (pairing={pairing!r}).")
+    return triplets
+
+
+def _clean_rows(rows: Iterable[Sequence[str]]) -> list[tuple[str, ...]]:
+    rows = [tuple(row) for row in rows]
+    widths = {len(row) for row in rows}
+    if widths - {2, 3} or len(widths) > 1:
+        raise ValueError(
+            "NLI rows must all be (anchor, positive, negative) triplets or all (anchor, positive) pairs, got "
+            f"rows of {sorted(widths)} texts."
+        )
+    kept = [row for row in rows if not _has_empty(row)]
+    if len(kept) != len(rows):
+        logger.warning(f"Dropped {len(rows) - len(kept)} NLI rows with an empty text.")
+    if not kept:
+        raise ValueError("No NLI rows left: the input is empty or every row has an empty text.")
+    return kept
+
+
+def nli_dataset(triplets: Iterable[Sequence[str]]) -> Dataset:
+    """A ``datasets.Dataset`` with columns ``anchor``, ``positive``, ``negative``: supervised SimCSE's input.
+
+    Rows with an empty text are dropped (with a logged count). Two-element rows give ``anchor`` and
+    ``positive`` only (SimCSE without hard negatives).
+
+    Args:
+        triplets: ``(premise, entailment, contradiction)`` tuples, e.g. from :func:`snli_triplets` or
+            :func:`read_simcse_nli_csv`.
+
+    Returns:
+        A Dataset whose columns, in order, are the loss's (anchor, positive[, negative]) inputs.
+
+    Raises:
+        ValueError: rows of mixed or unsupported lengths, or nothing left after dropping empty rows.
+    """
+    try:
+        from datasets import Dataset
+    except ImportError as error:
+        raise ImportError(
+            "nli_dataset needs the datasets package: pip install 'st-contrast[train]' (or pip install datasets)."
+        ) from error
+
+    rows = _clean_rows(triplets)
+    names = ("anchor", "positive", "negative")[: len(rows[0])]
+    return Dataset.from_dict({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
+
+def nli_examples(triplets: Iterable[Sequence[str]]) -> list[InputExample]:
+    """``InputExample(texts=[premise, entailment, contradiction])`` per row, for ``model.fit``.
+
+    Same input and checks as :func:`nli_dataset`.
+    """
+    from sentence_transformers import InputExample
+
+    return [InputExample(texts=list(row)) for row in _clean_rows(triplets)]
