@@ -1,0 +1,479 @@
+"""Supervised contrastive learning (Khosla et al., 2020) and its use for out-of-domain intent detection
+(Zeng et al., ACL 2021): cross-entropy through a classifier head plus SupCon between clean and
+adversarial (FGM) views, optionally with R-Drop's consistency term."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import functional
+from ._common import check_no_empty_rows, embed_merged, merge_features, special_token_ids
+
+logger = logging.getLogger(__name__)
+
+Variant = Literal["khosla", "zeng"]
+Stage = Literal["joint", "contrastive", "classification"]
+STAGES = ("joint", "contrastive", "classification")
+
+
+def check_class_labels(
+    labels: Tensor | None,
+    batch_size: int,
+    loss_name: str,
+    num_labels: int | None = None,
+    need_two_classes: bool = False,
+) -> Tensor:
+    """Validate a batch's class labels and return them as a ``long`` tensor; raise a full-sentence error.
+
+    Checks: present, one per example, integer-valued, in ``[0, num_labels)`` when ``num_labels`` is given,
+    and (``need_two_classes``) at least two distinct classes, since a batch of one class has no negatives.
+    """
+    if labels is None or not isinstance(labels, Tensor) or labels.numel() == 0:
+        raise ValueError(
+            f"{loss_name} needs integer class labels, but the batch has none. Give the dataset a 'label' column "
+            "(class ids 0..num_labels-1), or set InputExample(label=...) for model.fit."
+        )
+    labels = labels.reshape(-1)
+    if labels.shape[0] != batch_size:
+        raise ValueError(f"{loss_name} got {labels.shape[0]} labels for a batch of {batch_size} examples; need 1 each")
+    if labels.is_floating_point():
+        if not bool(torch.all(labels == labels.round())):
+            raise ValueError(
+                f"{loss_name} needs integer class ids as labels, got non-integer values such as "
+                f"{labels[labels != labels.round()][0].item()!r}. Map class names to ids 0..num_labels-1 first."
+            )
+    labels = labels.long()
+    if num_labels is not None:
+        bad = (labels < 0) | (labels >= num_labels)
+        if bool(bad.any()):
+            raise ValueError(
+                f"{loss_name} was built for num_labels={num_labels} classes (ids 0..{num_labels - 1}), but the batch "
+                f"has label {int(labels[bad][0])}. Check the label mapping, or build the loss with more classes."
+            )
+    if need_two_classes and batch_size > 1 and bool(torch.all(labels == labels[0])):
+        raise ValueError(
+            f"{loss_name}: all {batch_size} examples of the batch have the same label ({int(labels[0])}), so the "
+            "contrastive term has no negatives. Shuffle the training data and use a batch size larger than the "
+            "largest run of one class (or sentence-transformers' batch_sampler='group_by_label' with several classes)."
+        )
+    return labels
+
+
+class SupConLoss(nn.Module):
+    def __init__(
+        self,
+        model: nn.Module,
+        temperature: float = 0.1,
+        variant: Variant = "khosla",
+        dropout_views: bool = False,
+        check_inputs: bool = True,
+    ) -> None:
+        """Supervised contrastive loss (Khosla et al., NeurIPS 2020) on labelled sentences.
+
+        Every embedding in the batch is an anchor; its positives are the other examples with the same
+        label (and, when a second view is given, its own second view); all other rows are negatives:
+
+        ``loss_i = -1/|P(i)| Σ_{p∈P(i)} log( e(z_i, z_p) / Σ_{a≠i} e(z_i, z_a) )``, ``e(a, b) = exp(cos(a, b)/τ)``.
+
+        **Anchors without a positive** (their class appears once in a single-view batch) are skipped: they
+        are left out of the mean and counted in :attr:`skipped_anchors` (with a one-time warning). A
+        batch where every anchor is skipped gives a loss of 0 that still backpropagates (zero gradients)
+        and a warning, never NaN, so rare classes cannot crash a run.
+
+        ``variant="zeng"`` is the grouping of Zeng et al. (2021)'s official code, for two views (clean,
+        adversarial): the two views of the same positive share one log term
+        (see :func:`st_contrast.losses.functional.supcon_zeng_terms`).
+
+        Args:
+            model: the SentenceTransformer to train.
+            temperature: ``τ``; 0.1 as in Zeng et al. (2021) (Khosla et al. use 0.1 too for most runs).
+            variant: ``"khosla"`` (the SupCon paper's ``L_out``) or ``"zeng"`` (needs two views).
+            dropout_views: encode a single text column twice (independent dropout masks) so each example
+                has its own second view, as unsupervised SimCSE does.
+            check_inputs: reject empty texts (a cheap tensor test).
+
+        References:
+            - Khosla et al. Supervised Contrastive Learning. NeurIPS 2020. https://arxiv.org/abs/2004.11362
+            - Zeng et al. Modeling Discriminative Representations for Out-of-Domain Detection with
+              Supervised Contrastive Learning. ACL 2021. https://arxiv.org/abs/2105.14289
+
+        Requirements:
+            1. Integer class labels; at least two classes per batch.
+            2. Several examples per class per batch (``batch_sampler="group_by_label"`` in the Trainer
+               guarantees it), otherwise most anchors are skipped.
+
+        Inputs:
+            +-------------------------------+----------------+------------------------------------------------+
+            | Texts                         | Labels         | Notes                                          |
+            +===============================+================+================================================+
+            | (sentence,)                   | class id (int) | one view (two with ``dropout_views=True``)     |
+            +-------------------------------+----------------+------------------------------------------------+
+            | (sentence, second_view)       | class id (int) | the second text (an augmentation) is a positive|
+            +-------------------------------+----------------+------------------------------------------------+
+
+        Relations:
+            - :class:`SupConOODLoss` adds a classifier head, cross-entropy and adversarial views.
+
+        Example:
+            ::
+
+                from datasets import Dataset
+                from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+                from st_contrast.losses import SupConLoss
+
+                model = SentenceTransformer("path/to/model")
+                train = Dataset.from_dict({"sentence": texts, "label": class_ids})
+                trainer = SentenceTransformerTrainer(model=model, train_dataset=train, loss=SupConLoss(model))
+                trainer.train()
+        """
+        super().__init__()
+        self.model = model
+        self.temperature = functional.check_temperature(temperature)
+        if variant not in ("khosla", "zeng"):
+            raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
+        self.variant = variant
+        self.dropout_views = bool(dropout_views)
+        self.check_inputs = check_inputs
+        self.skipped_anchors = 0
+        self.total_anchors = 0
+        self._special_ids: list[int] | None = None
+        self._warned_skip = False
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) not in (1, 2):
+            raise ValueError(
+                f"SupConLoss expects 1 text column (sentence) or 2 (sentence, second view) plus a label, got "
+                f"{len(sentence_features)} text columns. Drop the extra columns from the dataset."
+            )
+        if self.check_inputs:
+            if self._special_ids is None:
+                self._special_ids = special_token_ids(self.model)
+            check_no_empty_rows(sentence_features, self._special_ids, "SupConLoss")
+        repeat = 2 if len(sentence_features) == 1 and self.dropout_views else 1
+        embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The loss from already computed views ``[view_1(, view_2)]`` of the same examples."""
+        batch_size = embeddings[0].shape[0]
+        labels = check_class_labels(labels, batch_size, "SupConLoss", need_two_classes=True)
+        labels = labels.to(embeddings[0].device)
+        if self.variant == "zeng" and len(embeddings) != 2:
+            raise ValueError(
+                "SupConLoss(variant='zeng') groups two views of each example: give a second text column or set "
+                "dropout_views=True"
+            )
+        if batch_size * len(embeddings) < 2:
+            raise ValueError(f"SupConLoss needs at least 2 embeddings per batch, got {batch_size * len(embeddings)}")
+        loss, skipped = functional.supcon_loss(embeddings, labels, self.temperature, self.variant)
+        self._count(skipped, batch_size * len(embeddings))
+        return loss
+
+    def _count(self, skipped: int, total: int) -> None:
+        self.skipped_anchors += skipped
+        self.total_anchors += total
+        if skipped == total:
+            logger.warning(
+                "SupConLoss: no anchor of this batch has a positive (every label appears once), so the loss is 0. "
+                "Use batch_sampler='group_by_label', a larger batch, or a second view."
+            )
+        elif skipped and not self._warned_skip:
+            logger.warning(
+                "SupConLoss: %d of %d anchors have no positive in their batch and are skipped (counted in "
+                "loss.skipped_anchors). Use batch_sampler='group_by_label' to avoid it.",
+                skipped,
+                total,
+            )
+            self._warned_skip = True
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "variant": self.variant, "dropout_views": self.dropout_views}
+
+    @property
+    def citation(self) -> str:
+        return _KHOSLA_CITATION + _ZENG_CITATION
+
+
+def fgm_perturbation(gradient: Tensor, epsilon: float, eps: float = 1e-10) -> Tensor:
+    """FGM (Miyato et al., 2017) as used by Zeng et al. (2021): ``ε · g / ‖g‖₂``, normalised per token.
+
+    ``gradient`` is ``(batch, tokens, hidden)``; each token's vector is scaled to norm ``epsilon`` in the
+    direction of its gradient (tokens with a zero gradient, e.g. padding, get no perturbation).
+    """
+    return epsilon * gradient / (gradient.norm(p=2, dim=-1, keepdim=True) + eps)
+
+
+class _WordEmbeddingTap:
+    """Forward hooks on the encoder's word embeddings: capture their output, or add a perturbation."""
+
+    def __init__(self, embedding: nn.Module) -> None:
+        self.embedding = embedding
+        self.captured: Tensor | None = None
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
+            self.captured = output
+
+        handle = self.embedding.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextmanager
+    def perturb(self, delta: Tensor) -> Iterator[None]:
+        def hook(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
+            if output.shape != delta.shape:
+                raise RuntimeError(f"adversarial pass: embeddings {tuple(output.shape)} vs delta {tuple(delta.shape)}")
+            return output + delta.to(output.dtype)
+
+        handle = self.embedding.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+class SupConOODLoss(nn.Module):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_labels: int,
+        temperature: float = 0.1,
+        scl_weight: float = 1.0,
+        ce_weight: float = 1.0,
+        adversarial_epsilon: float = 0.1,
+        rdrop_alpha: float = 0.0,
+        variant: Variant = "khosla",
+        stage: Stage = "joint",
+        classifier_dropout: float = 0.1,
+        label_names: list[str] | None = None,
+        check_inputs: bool = True,
+    ) -> None:
+        """Supervised contrastive learning for out-of-domain intent detection (Zeng et al., ACL 2021).
+
+        A :class:`~st_contrast.modules.ClassifierHead` is appended to ``model`` (so it is saved and
+        loaded with it, and MSP works at test time). Each step:
+
+        1. clean forward: ``CE(W·h + b, y)`` (with R-Drop, the batch is encoded twice in one pass);
+        2. FGM on the word embeddings: ``δ_t = ε · g_t / ‖g_t‖₂`` per token, ``g = ∂CE/∂E`` (detached);
+        3. adversarial forward on ``E + δ``; SupCon over the clean and adversarial sentence embeddings,
+           positives = same intent label (each example's adversarial view included);
+        4. total ``ce_weight · CE + scl_weight · SupCon (+ rdrop_alpha · KL_sym)``, returned as a dict of
+           its weighted components (``"ce"``, ``"supcon"``, ``"rdrop"``) that the Trainer logs and sums.
+
+        **Schedules.** ``stage="joint"`` (default) trains both terms together. The paper's two-stage recipe is
+        ``stage="contrastive"`` (SupCon only; CE is still computed, untrained, to make the adversarial
+        gradient, as in the official code), then ``stage="classification"`` (CE only, no adversarial pass):
+        call :meth:`set_stage` between two ``fit``/``train`` runs. ``scl_weight=0`` gives the CE baseline.
+
+        Args:
+            model: the SentenceTransformer to train.
+            num_labels: number of in-domain classes (the head's outputs); labels must be ``0..num_labels-1``.
+            temperature: SupCon's ``τ`` (0.1 in the paper).
+            scl_weight: weight of the supervised contrastive term.
+            ce_weight: weight of the cross-entropy term.
+            adversarial_epsilon: ``ε``, the L2 norm of each token's perturbation (0.1 in the paper);
+                0 makes the second view a plain dropout view.
+            rdrop_alpha: ``α`` of R-Drop's symmetric KL between two dropout passes of the classifier
+                (Liang et al., 2021); 0 turns it off. The CE is then the mean over the two passes.
+            variant: ``"khosla"`` (paper's SupCon form, default) or ``"zeng"`` (the official code's
+                grouping of the clean and adversarial similarities of a positive).
+            stage: ``"joint"``, ``"contrastive"`` or ``"classification"`` (see above).
+            classifier_dropout: dropout before the head's linear layer (used when the head is created).
+            label_names: optional class names saved with the head.
+            check_inputs: reject empty texts.
+
+        References:
+            - Zeng et al. Modeling Discriminative Representations for Out-of-Domain Detection with
+              Supervised Contrastive Learning. ACL 2021. https://arxiv.org/abs/2105.14289
+            - Khosla et al. Supervised Contrastive Learning. NeurIPS 2020.
+            - Liang et al. R-Drop: Regularized Dropout for Neural Networks. NeurIPS 2021.
+
+        Requirements:
+            1. A Hugging Face encoder with word embeddings (the adversarial view perturbs them).
+            2. Integer labels ``0..num_labels-1`` and at least two classes per batch.
+
+        Inputs:
+            +-------------+----------------+-----------------------------------------------+
+            | Texts       | Labels         | Notes                                         |
+            +=============+================+===============================================+
+            | (sentence,) | class id (int) | in-domain training data only (no OOD needed)  |
+            +-------------+----------------+-----------------------------------------------+
+
+        Relations:
+            - :class:`SupConLoss` is the contrastive term alone; :class:`RDropLoss` the R-Drop classifier loss.
+            - Evaluate with :func:`st_contrast.evaluation.ood.evaluate_ood` (LOF, GDA, MSP).
+
+        Example:
+            ::
+
+                from sentence_transformers import SentenceTransformerTrainer
+                from st_contrast.data.clinc import load_clinc150
+                from st_contrast.losses import SupConOODLoss
+
+                clinc = load_clinc150()
+                loss = SupConOODLoss(model, num_labels=len(clinc.label_names), label_names=clinc.label_names)
+                SentenceTransformerTrainer(model=model, train_dataset=clinc.dataset("train"), loss=loss).train()
+        """
+        super().__init__()
+        from st_contrast.modules.classifier import ensure_classifier_head
+
+        from .heads import hf_encoder
+
+        self.model = model
+        self.temperature = functional.check_temperature(temperature)
+        self.scl_weight = _non_negative(scl_weight, "scl_weight")
+        self.ce_weight = _non_negative(ce_weight, "ce_weight")
+        self.adversarial_epsilon = _non_negative(adversarial_epsilon, "adversarial_epsilon")
+        self.rdrop_alpha = _non_negative(rdrop_alpha, "rdrop_alpha")
+        if self.scl_weight == 0 and self.ce_weight == 0:
+            raise ValueError("scl_weight and ce_weight are both 0, so there is nothing to train; set one above 0")
+        if variant not in ("khosla", "zeng"):
+            raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
+        self.variant = variant
+        self.stage: Stage = "joint"
+        self.set_stage(stage)
+        self.check_inputs = check_inputs
+        self.head = ensure_classifier_head(model, num_labels, dropout=classifier_dropout, labels=label_names)
+        self.num_labels = self.head.num_labels
+        self._tap = _WordEmbeddingTap(hf_encoder(model).get_input_embeddings())
+        self._special_ids: list[int] | None = None
+
+    def set_stage(self, stage: Stage) -> None:
+        """Switch between ``"joint"``, ``"contrastive"`` (stage 1 of the paper) and ``"classification"`` (stage 2)."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.stage = stage
+
+    @property
+    def _uses_contrast(self) -> bool:
+        return self.stage == "contrastive" or (self.stage == "joint" and self.scl_weight > 0)
+
+    def forward(
+        self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) != 1:
+            raise ValueError(
+                f"SupConOODLoss expects 1 text column (sentence) and a label column, got {len(sentence_features)} "
+                "text columns. Drop the extra columns from the dataset."
+            )
+        features = sentence_features[0]
+        if self.check_inputs:
+            if self._special_ids is None:
+                self._special_ids = special_token_ids(self.model)
+            check_no_empty_rows(sentence_features, self._special_ids, "SupConOODLoss")
+        batch_size = features["input_ids"].shape[0]
+        contrast = self._uses_contrast
+        labels = check_class_labels(labels, batch_size, "SupConOODLoss", self.num_labels, need_two_classes=contrast)
+        labels = labels.to(features["input_ids"].device)
+        rdrop = self.rdrop_alpha > 0 and self.stage != "contrastive"
+
+        # 1. clean pass (twice in one forward with R-Drop), capturing the word embeddings for FGM
+        repeat = 2 if rdrop else 1
+        batch = merge_features([features] * repeat) if repeat > 1 else dict(features)
+        if batch is None:  # pragma: no cover - identical columns always merge
+            raise ValueError("SupConOODLoss could not batch the two R-Drop copies together")
+        adversarial = contrast and self.adversarial_epsilon > 0
+        if adversarial:
+            with self._tap.capture():
+                output = self.model(batch)
+            word_embeddings = self._tap.captured
+            self._tap.captured = None
+        else:
+            output = self.model(batch)
+        from st_contrast.modules.classifier import logits_from_output
+
+        logits = logits_from_output(output, "SupConOODLoss").reshape(repeat, batch_size, -1)
+        embeddings = output["sentence_embedding"].reshape(repeat, batch_size, -1)
+        ce = torch.stack([F.cross_entropy(logits[k], labels) for k in range(repeat)]).mean()
+
+        components: dict[str, Tensor] = {}
+        if self.stage != "contrastive" and self.ce_weight > 0:
+            components["ce"] = self.ce_weight * ce
+        if rdrop:
+            components["rdrop"] = self.rdrop_alpha * functional.symmetric_kl(logits[0], logits[1], reduction="mean")
+        if contrast:
+            second = self._second_view(features, ce, word_embeddings if adversarial else None, batch_size)
+            scl, _ = functional.supcon_loss([embeddings[0], second], labels, self.temperature, self.variant)
+            weight = 1.0 if self.stage == "contrastive" else self.scl_weight
+            components["supcon"] = weight * scl
+        return components
+
+    def _second_view(self, features: dict[str, Tensor], ce: Tensor, word_embeddings: Tensor | None, n: int) -> Tensor:
+        """The adversarial view's sentence embeddings (a plain dropout view when ``ε = 0``)."""
+        if word_embeddings is None:
+            return self.model(dict(features))["sentence_embedding"]
+        if not word_embeddings.requires_grad:
+            raise RuntimeError(
+                "SupConOODLoss: the word embeddings do not require a gradient (frozen embeddings under no_grad?), "
+                "so the adversarial view cannot be made. Set adversarial_epsilon=0 or unfreeze them."
+            )
+        (gradient,) = torch.autograd.grad(ce, word_embeddings, retain_graph=True)
+        delta = fgm_perturbation(gradient[:n].detach(), self.adversarial_epsilon)
+        with self._tap.perturb(delta):
+            return self.model(dict(features))["sentence_embedding"]
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "num_labels": self.num_labels,
+            "temperature": self.temperature,
+            "scl_weight": self.scl_weight,
+            "ce_weight": self.ce_weight,
+            "adversarial_epsilon": self.adversarial_epsilon,
+            "rdrop_alpha": self.rdrop_alpha,
+            "variant": self.variant,
+            "stage": self.stage,
+        }
+
+    @property
+    def citation(self) -> str:
+        citation = _ZENG_CITATION + _KHOSLA_CITATION
+        if self.rdrop_alpha > 0:
+            from .rdrop import RDROP_CITATION
+
+            citation += RDROP_CITATION
+        return citation
+
+
+def _non_negative(value: float, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+_KHOSLA_CITATION = """
+@inproceedings{khosla2020supcon,
+    title = "Supervised Contrastive Learning",
+    author = "Khosla, Prannay and Teterwak, Piotr and Wang, Chen and Sarna, Aaron and Tian, Yonglong and
+              Isola, Phillip and Maschinot, Aaron and Liu, Ce and Krishnan, Dilip",
+    booktitle = "Advances in Neural Information Processing Systems",
+    year = "2020",
+    url = "https://arxiv.org/abs/2004.11362",
+}
+"""
+
+_ZENG_CITATION = """
+@inproceedings{zeng2021modeling,
+    title = "Modeling Discriminative Representations for Out-of-Domain Detection with Supervised Contrastive Learning",
+    author = "Zeng, Zhiyuan and He, Keqing and Yan, Yuanmeng and Liu, Zijun and Wu, Yanan and Xu, Hong and
+              Jiang, Huixing and Xu, Weiran",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
+    year = "2021",
+    url = "https://arxiv.org/abs/2105.14289",
+}
+"""

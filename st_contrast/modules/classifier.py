@@ -1,0 +1,166 @@
+"""A classification head that lives inside a SentenceTransformer, so it is saved and loaded with the model.
+
+Supervised OOD detection (Zeng et al., 2021) scores test inputs with the maximum softmax probability
+(MSP) of the trained classifier, and R-Drop trains a classifier; both need the head at test time.
+:class:`ClassifierHead` is an ordinary sentence-transformers module: it reads ``sentence_embedding``,
+leaves it unchanged (so the embedding-based detectors LOF and GDA see the same features) and writes
+``logits``. ``model.encode(texts, output_value="logits")`` returns them.
+
+Because the head is code from this package (not from ``sentence_transformers``), sentence-transformers
+6 asks for ``trust_remote_code=True`` when loading a saved model that contains it::
+
+    SentenceTransformer("path/to/saved", trust_remote_code=True)
+
+It only imports ``st_contrast.modules.classifier.ClassifierHead`` from the installed package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from typing import Self
+except ImportError:  # pragma: no cover - Python < 3.11
+    from typing_extensions import Self
+
+import torch
+from torch import Tensor, nn
+
+try:  # sentence-transformers >= 6
+    from sentence_transformers.base.modules.module import Module
+except ImportError:  # pragma: no cover - sentence-transformers 5.x
+    from sentence_transformers.models import Module
+
+
+class ClassifierHead(Module):
+    """``logits = W · dropout(sentence_embedding) + b``, written to ``features["logits"]``.
+
+    Args:
+        in_features: size of the sentence embedding.
+        num_labels: number of classes.
+        dropout: dropout on the embedding before the linear layer (active in training only; R-Drop
+            relies on it together with the encoder's own dropout).
+        labels: optional class names, index ``i`` naming class ``i``; saved with the model.
+        init_std: standard deviation of the normal initialisation of ``W`` (``b`` starts at zero).
+    """
+
+    config_keys: list[str] = ["in_features", "num_labels", "dropout", "labels"]
+    config_file_name: str = "config.json"
+
+    def __init__(
+        self,
+        in_features: int,
+        num_labels: int,
+        dropout: float = 0.1,
+        labels: list[str] | None = None,
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if not isinstance(in_features, int) or in_features < 1:
+            raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
+        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2:
+            raise ValueError(f"num_labels must be an integer >= 2 (a classifier needs 2 classes), got {num_labels!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if labels is not None:
+            labels = [str(label) for label in labels]
+            if len(labels) != num_labels:
+                raise ValueError(f"labels names {len(labels)} classes but num_labels is {num_labels}; they must agree")
+        self.in_features = in_features
+        self.num_labels = num_labels
+        self.dropout = float(dropout)
+        self.labels = labels
+        self.drop = nn.Dropout(self.dropout)
+        self.classifier = nn.Linear(in_features, num_labels)
+        nn.init.normal_(self.classifier.weight, std=init_std)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        embeddings = features["sentence_embedding"]
+        features["logits"] = self.classifier(self.drop(embeddings))
+        return features
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        self.save_config(output_path)
+        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **kwargs: Any,
+    ) -> Self:
+        hub_kwargs = {
+            "subfolder": subfolder,
+            "token": token,
+            "cache_folder": cache_folder,
+            "revision": revision,
+            "local_files_only": local_files_only,
+        }
+        config = cls.load_config(model_name_or_path=model_name_or_path, **hub_kwargs)
+        module = cls(**{key: value for key, value in config.items() if key in cls.config_keys})
+        return cls.load_torch_weights(model_name_or_path=model_name_or_path, model=module, **hub_kwargs)
+
+
+def find_classifier_head(model: nn.Module) -> ClassifierHead | None:
+    """The model's :class:`ClassifierHead`, or ``None`` when it has none."""
+    for module in model.modules():
+        if isinstance(module, ClassifierHead):
+            return module
+    return None
+
+
+def ensure_classifier_head(
+    model: nn.Module, num_labels: int | None, dropout: float = 0.1, labels: list[str] | None = None
+) -> ClassifierHead:
+    """Return the model's classifier head, appending a new one (last module) when it has none.
+
+    An existing head is reused when ``num_labels`` is ``None`` or matches it; a mismatch is an error,
+    because silently replacing a trained head would throw its weights away.
+    """
+    head = find_classifier_head(model)
+    if head is not None:
+        if num_labels is not None and head.num_labels != num_labels:
+            raise ValueError(
+                f"the model already has a ClassifierHead with {head.num_labels} classes, but num_labels={num_labels} "
+                "was given. Pass num_labels=None to reuse it, or start from a model without a classifier head."
+            )
+        return head
+    if num_labels is None:
+        raise ValueError("the model has no ClassifierHead yet, so num_labels (the number of classes) is required")
+    if not hasattr(model, "append"):
+        raise ValueError("a classifier head can only be added to a SentenceTransformer (a model with .append)")
+    dim = None
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        getter = getattr(model, name, None)
+        if callable(getter):
+            dim = getter()
+            if dim:
+                break
+    if not dim:
+        raise ValueError("cannot add a classifier head: the model does not report its embedding dimension")
+    head = ClassifierHead(int(dim), num_labels, dropout=dropout, labels=labels)
+    head.train(model.training)
+    try:
+        device = next(model.parameters()).device
+        head.to(device)
+    except StopIteration:
+        pass
+    model.append(head)
+    return head
+
+
+def logits_from_output(output: dict[str, Tensor], loss_name: str) -> Tensor:
+    """``output["logits"]`` with a clear error when the model has no classifier head."""
+    logits = output.get("logits")
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(
+            f"{loss_name} needs classification logits, but the model's output has none: the model must end with a "
+            "st_contrast.modules.ClassifierHead (the loss adds one when built with num_labels)."
+        )
+    return logits
