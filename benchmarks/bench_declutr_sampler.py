@@ -1,0 +1,119 @@
+"""Throughput of DeCLUTRSpanSampler on 2,048-token documents (target: >= 2,000 documents/s on one core).
+
+Three measurements, repeated and interleaved (A, B, C, A, B, C, ...) with the median reported:
+
+- ``sampler``: :meth:`DeCLUTRSpanSampler.sample_documents` on whitespace-tokenised text (the full cost: finding
+  token boundaries, drawing positions, cutting the span strings), paper settings (2 anchors, 2 positives,
+  spans 32-512, so 2,048 tokens is exactly the minimum length);
+- ``positions only``: :meth:`DeCLUTRSpanSampler.sample_positions` (no text);
+- ``naive loop``: a per-document pure-Python sampler (``str.split``, ``random``, ``" ".join``), the shape of a
+  straightforward implementation, for context.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_declutr_sampler.py --output benchmarks/results/declutr_sampler.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_documents(count: int, tokens: int, seed: int = 0) -> list[str]:
+    """Documents of exactly ``tokens`` whitespace tokens, words of 1-12 letters, with some newlines."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocabulary = ["".join(rng.choice(letters, size=rng.integers(1, 13))) for _ in range(5000)]
+    documents = []
+    for _ in range(count):
+        words = [vocabulary[i] for i in rng.integers(0, len(vocabulary), size=tokens)]
+        for position in range(40, tokens, 97):
+            words[position] += "\n"
+        documents.append(" ".join(words))
+    return documents
+
+
+def naive_sample(text: str, rng: random.Random, anchors=2, positives=2, low=32, high=512):
+    tokens = text.split()
+    n = len(tokens)
+    cells = list(range(0, n - high + 1, high))
+    out_anchors, out_positives = [], []
+    for i in range(anchors):
+        length = int(rng.betavariate(4, 2) * (high - low) + low)
+        left = anchors - i
+        index = rng.choice([0, len(cells) - 1]) if len(cells) // left < left else rng.randrange(len(cells))
+        start = rng.randint(cells[index], cells[index] + high - length)
+        del cells[max(0, index - 1) : index + 2]
+        out_anchors.append(" ".join(tokens[start : start + length]))
+        for _ in range(positives):
+            p_len = int(rng.betavariate(2, 4) * (high - low) + low)
+            p_start = rng.randint(max(0, start - p_len), min(start + length, n - p_len))
+            out_positives.append(" ".join(tokens[p_start : p_start + p_len]))
+    return out_anchors, out_positives
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=2000)
+    parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from st_contrast.data.declutr import DeCLUTRSpanSampler
+
+    documents = synthetic_documents(args.documents, args.tokens)
+    assert all(len(d.split()) == args.tokens for d in documents[:10])
+    sampler = DeCLUTRSpanSampler(seed=0)
+    lengths = [args.tokens] * len(documents)
+    rng = random.Random(0)
+
+    def run_sampler():
+        samples = sampler.sample_documents(documents)
+        assert len(samples) == len(documents)
+
+    runs = {
+        "sampler": run_sampler,
+        "positions only": lambda: sampler.sample_positions(lengths),
+        "naive loop": lambda: [naive_sample(d, rng) for d in documents],
+    }
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in runs}
+    start = time.time()
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            rates[name].append(len(documents) / (time.perf_counter() - wall))
+            cpu_rates[name].append(len(documents) / max(time.process_time() - cpu, 1e-9))
+    result = {
+        "documents": args.documents,
+        "tokens_per_document": args.tokens,
+        "settings": sampler.get_config_dict(),
+        "median_docs_per_s": {name: round(statistics.median(v)) for name, v in rates.items()},
+        "median_docs_per_cpu_s": {name: round(statistics.median(v)) for name, v in cpu_rates.items()},
+        "all_docs_per_s": {name: [round(x) for x in v] for name, v in rates.items()},
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "wall_s": round(time.time() - start, 1),
+        "command": "OMP_NUM_THREADS={} python benchmarks/bench_declutr_sampler.py {}".format(
+            os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "all_docs_per_s"}, indent=2))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
