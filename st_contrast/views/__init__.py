@@ -7,6 +7,19 @@ from typing import Any
 
 # public name -> module in this package; one line per name (each method's module is the source of truth)
 _LAZY: dict[str, str] = {
+    "WordNetRewriter": "wordnet",
+    "WordNetLexicon": "wordnet",
+    "load_wordnet": "wordnet",
+    "TfidfSubstitution": "tfidf",
+    "EmbeddingView": "embedding",
+    "NoAugmentation": "embedding",
+    "TokenShuffle": "embedding",
+    "TokenCutoff": "embedding",
+    "FeatureCutoff": "embedding",
+    "EmbeddingDropout": "embedding",
+    "SpanCutoff": "embedding",
+    "Adversarial": "embedding",
+    "embedding_views": "embedding",
 }
 
 
