@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from st_contrast.losses import SimCSELoss
+from tests.distributed_utils import ddp_average_, run_distributed
 
 SENTENCES = [
     "a man is playing a guitar",
@@ -26,12 +24,6 @@ SENTENCES = [
     "he cooked pasta with basil",
     "students study for their exams",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load(model_dir: str):
@@ -57,34 +49,24 @@ def _columns(rows: list[int]) -> list[list[str]]:
     return [[SENTENCES[(i + shift) % n] for i in rows] for shift in (0, 1, 5)]
 
 
-def _worker(rank: int, world_size: int, port: int, model_dir: str, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        model = _load(model_dir)
-        loss = SimCSELoss(model, hard_negative_weight=1.0, gather_across_devices=True)
-        per_rank = len(SENTENCES) // world_size
-        rows = list(range(rank * per_rank, (rank + 1) * per_rank))
-        value, grads = _loss_and_grads(model, loss, _columns(rows))
-        # what DDP does: average the gradients and (for reporting) the losses over processes
-        for grad in grads.values():
-            dist.all_reduce(grad)
-            grad /= world_size
-        dist.all_reduce(value)
-        value /= world_size
-        if rank == 0:
-            torch.save({"loss": value, "grads": grads}, os.path.join(out_dir, "distributed.pt"))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world_size: int, model_dir: str, out_dir: str) -> None:
+    model = _load(model_dir)
+    loss = SimCSELoss(model, hard_negative_weight=1.0, gather_across_devices=True)
+    per_rank = len(SENTENCES) // world_size
+    rows = list(range(rank * per_rank, (rank + 1) * per_rank))
+    value, grads = _loss_and_grads(model, loss, _columns(rows))
+    # what DDP does: average the gradients (and, for reporting, the losses) over processes
+    ddp_average_([*grads.values(), value])
+    if rank == 0:
+        torch.save({"loss": value, "grads": grads}, os.path.join(out_dir, "distributed.pt"))
 
 
 @pytest.mark.slow
 def test_two_process_gather_equals_single_process_on_concatenated_batch(tiny_model, tmp_path):
     model_dir = str(tmp_path / "model")
     tiny_model.save(model_dir)
-    mp.spawn(_worker, args=(2, _free_port(), model_dir, str(tmp_path)), nprocs=2, join=True)
-    distributed = torch.load(tmp_path / "distributed.pt")
+    run_distributed(_worker, model_dir, str(tmp_path), world_size=2)
+    distributed = torch.load(tmp_path / "distributed.pt", weights_only=True)
 
     model = _load(model_dir)
     single_loss, single_grads = _loss_and_grads(
