@@ -1,0 +1,354 @@
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from st_contrast.data.relation import RelationInstance, cil_dataset, cil_examples, pseudo_bags, relation_ids
+from st_contrast.losses import CILLoss
+from st_contrast.losses import functional as F_
+from st_contrast.losses.cil import BagAttentionClassifier
+from st_contrast.modules.entity_pooling import (
+    ENTITY_MARKERS,
+    EntityMarkerPooling,
+    build_relation_encoder,
+    load_relation_encoder,
+)
+from st_contrast.views.tfidf import TfidfSubstitution
+from tests.training import fit_two_steps, trainer_two_steps
+
+
+def _cos(a, b):
+    return float(torch.dot(a, b) / (a.norm() * b.norm()))
+
+
+def reference_cil_infonce(x, x_pos, bags, tau, rule):
+    """CIL's InfoNCE as loops: the paper sums e(x_i, B_j) over bags j; the official code over instances."""
+    n = x.shape[0]
+    total = 0.0
+    for i in range(n):
+        numerator = math.exp(_cos(x[i], x_pos[i]) / tau)
+        if rule == "other_bags":
+            negatives = sum(math.exp(_cos(x[i], bags[j]) / tau) for j in range(n) if j != i)
+        else:
+            negatives = sum(math.exp(_cos(x[j], bags[i]) / tau) for j in range(n) if j != i)
+        total += -math.log(numerator / (numerator + negatives))
+    return total / n
+
+
+@pytest.mark.parametrize("rule", ["other_bags", "official"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_infonce_matches_loop(rule, dtype):
+    torch.manual_seed(0)
+    x, x_pos, bags = (torch.randn(5, 8, dtype=dtype) for _ in range(3))
+    value = F_.cil_contrastive_loss(x, x_pos, bags, temperature=0.1, negatives=rule)
+    expected = reference_cil_infonce(x.double(), x_pos.double(), bags.double(), 0.1, rule)
+    torch.testing.assert_close(value.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-4, atol=1e-5)
+
+
+def test_infonce_gradients_match_autograd_of_loop_and_rules_differ():
+    torch.manual_seed(1)
+    leaves = [torch.randn(4, 6, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    grads = {}
+    for rule in ("other_bags", "official"):
+        value = F_.cil_contrastive_loss(*leaves, temperature=0.2, negatives=rule)
+        grads[rule] = torch.autograd.grad(value, leaves)
+
+        def loop(x, p, b, rule=rule):
+            tau = 0.2
+            cos = torch.nn.functional.cosine_similarity
+            terms = []
+            for i in range(x.shape[0]):
+                pos = torch.exp(cos(x[i], p[i], dim=0) / tau)
+                others = [j for j in range(x.shape[0]) if j != i]
+                if rule == "other_bags":
+                    neg = sum(torch.exp(cos(x[i], b[j], dim=0) / tau) for j in others)
+                else:
+                    neg = sum(torch.exp(cos(x[j], b[i], dim=0) / tau) for j in others)
+                terms.append(-torch.log(pos / (pos + neg)))
+            return torch.stack(terms).mean()
+
+        expected = torch.autograd.grad(loop(*leaves), leaves)
+        for ours, ref in zip(grads[rule], expected):
+            assert ref.abs().sum() > 0, "gradient must not be all zero"
+            torch.testing.assert_close(ours, ref)
+    # the two rules are genuinely different objectives
+    assert not torch.allclose(grads["other_bags"][2], grads["official"][2])
+
+
+def test_infonce_needs_two_bags_and_a_known_rule():
+    x = torch.randn(1, 4)
+    with pytest.raises(ValueError, match="at least 2 bags"):
+        F_.cil_contrastive_loss(x, x, x)
+    with pytest.raises(ValueError, match="'other_bags' or 'official'"):
+        F_.cil_logits(torch.randn(2, 4), torch.randn(2, 4), torch.randn(2, 4), negatives="rows")
+
+
+@pytest.mark.parametrize("warmup", [1, 10, 500])
+def test_alpha_ramp_matches_formula(warmup):
+    for step in [0, 1, warmup // 2, warmup, 2 * warmup, 10 * warmup]:
+        p = step / (2 * warmup)
+        assert F_.cil_ramp(step, warmup) == pytest.approx(2 / (1 + math.exp(-2 * p)) - 1)
+    values = [F_.cil_ramp(step, warmup) for step in range(0, 20 * warmup, max(1, warmup // 5))]
+    assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:])) and values[-1] < 1.0
+    assert F_.cil_ramp(123, 0) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss on a tiny relation encoder
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _relation_encoder(tiny_transformer_dir):
+    return build_relation_encoder(str(tiny_transformer_dir), max_seq_length=64, device="cpu")
+
+
+@pytest.fixture
+def relation_model(_relation_encoder):
+    return copy.deepcopy(_relation_encoder)
+
+
+def _instances() -> list[RelationInstance]:
+    texts = [
+        ("the museum in paris opened a new hall", (1, 2), (3, 4), "located_in"),
+        ("a new bridge in london was opened today", (2, 3), (4, 5), "located_in"),
+        ("the school in rome hired more teachers", (1, 2), (3, 4), "located_in"),
+        ("the station of berlin was busy at night", (1, 2), (3, 4), "located_in"),
+        ("john works for the bank near the river", (0, 1), (4, 5), "employer"),
+        ("mary works for the museum since may", (0, 1), (4, 5), "employer"),
+        ("the doctor works for the hospital now", (1, 2), (5, 6), "employer"),
+        ("anna joined the company last year happily", (0, 1), (3, 4), "employer"),
+    ]
+    return [RelationInstance(tuple(t.split()), h, tl, r, uid=str(i)) for i, (t, h, tl, r) in enumerate(texts)]
+
+
+def _rows(bag_size: int = 2, seed: int = 0):
+    instances = _instances()
+    view = TfidfSubstitution(seed=seed).fit(instances)
+    bags = pseudo_bags(instances, bag_size, seed=seed)
+    return bags, relation_ids(instances), view
+
+
+def _features(model, dataset, columns=None):
+    columns = columns or [c for c in dataset.column_names if c != "label"]
+    return [model.preprocess(dataset[c]) for c in columns], torch.tensor(dataset["label"])
+
+
+def test_bag_ce_and_contrastive_match_reference(relation_model):
+    torch.manual_seed(0)
+    loss = CILLoss(relation_model, num_relations=3, temperature=0.1, warmup_steps=0, mlm_weight=0.0)
+    dim = relation_model.get_embedding_dimension()
+    bags, k = 4, 3
+    columns = [torch.randn(bags, dim, dtype=torch.float32) for _ in range(k + 1)]
+    labels = torch.tensor([0, 2, 1, 2])
+    out = loss.compute_loss_from_embeddings(columns, labels)
+    weight, bias = loss.bag_classifier.classifier.weight.detach(), loss.bag_classifier.classifier.bias.detach()
+    bag_reps, ce = [], 0.0
+    for b in range(bags):
+        scores = [float(columns[i][b] @ weight[labels[b]]) for i in range(k)]
+        top = max(scores)
+        alphas = [math.exp(s - top) for s in scores]
+        alphas = [a / sum(alphas) for a in alphas]
+        rep = sum(alphas[i] * columns[i][b] for i in range(k))
+        bag_reps.append(rep)
+        logits = weight @ rep + bias
+        ce += float(-torch.log_softmax(logits, dim=0)[labels[b]])
+    torch.testing.assert_close(out["bag_ce"], torch.tensor(ce / bags), rtol=1e-4, atol=1e-5)
+    expected = reference_cil_infonce(columns[0].double(), columns[-1].double(), torch.stack(bag_reps).double(),
+                                     0.1, "other_bags")
+    torch.testing.assert_close(out["contrastive"].double(), torch.tensor(10.0 * expected, dtype=torch.float64),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_contrastive_term_follows_alpha_and_step_counts_training_calls(relation_model):
+    bags, rel2id, view = _rows()
+    dataset = cil_dataset(bags, rel2id, 2, augment=view, max_words=12)
+    features, labels = _features(relation_model, dataset)
+    loss = CILLoss(relation_model, num_relations=len(rel2id), warmup_steps=4, mlm_weight=0.0)
+    first = loss(features, labels)
+    assert loss.step == 1 and first["contrastive"].item() == 0.0  # α(0) = 0
+    loss.step = 4
+    torch.manual_seed(0)
+    relation_model.eval()
+    value = loss(features, labels)["contrastive"]
+    embeddings = [relation_model(dict(f))["sentence_embedding"] for f in features]
+    _, bag_reps = loss.bag_classifier(torch.stack(embeddings[:-1], dim=1), labels)
+    raw = F_.cil_contrastive_loss(embeddings[0], embeddings[-1], bag_reps, 0.05, "other_bags")
+    torch.testing.assert_close(value, F_.cil_ramp(4, 4) * 10.0 * raw, rtol=1e-4, atol=1e-4)
+    assert loss.step == 5
+    with torch.no_grad():
+        loss(features, labels)
+    assert loss.step == 5, "evaluation (no grad) must not advance the α(t) schedule"
+
+
+def test_attention_sums_to_one_per_bag_and_predict_is_a_probability():
+    torch.manual_seed(0)
+    classifier = BagAttentionClassifier(6, 4)
+    instances = torch.randn(3, 5, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    weights = classifier.attention(instances, torch.tensor([0, 3, 1]), mask)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(3))
+    assert bool((weights[~mask] == 0).all()) and bool((weights[mask] > 0).all())
+    scores = classifier.predict(instances, mask)
+    assert scores.shape == (3, 4) and bool(((scores >= 0) & (scores <= 1)).all())
+    # a one-sentence bag is classified by that sentence alone, whatever the query
+    single = torch.softmax(classifier.classifier(instances[2, 0]), dim=0)
+    torch.testing.assert_close(scores[2], single)
+
+
+def test_bag_classifier_save_load_round_trip(tmp_path):
+    classifier = BagAttentionClassifier(6, 4)
+    classifier.save(tmp_path)
+    loaded = BagAttentionClassifier.load(tmp_path)
+    x = torch.randn(2, 3, 6)
+    torch.testing.assert_close(classifier.predict(x), loaded.predict(x))
+
+
+def test_mlm_never_masks_entities_or_markers(relation_model):
+    loss = CILLoss(relation_model, num_relations=2)
+    h1, h2, t1, t2 = find_markers(relation_model)
+    input_ids = torch.tensor([[101, 5, h1, 6, 7, h2, 8, t1, 9, t2, 10, 102]])
+    protected = loss.protected_positions(input_ids)
+    assert protected[0].tolist() == [False, False, True, True, True, True, False, True, True, True, False, False]
+    rows = [
+        "[E1] paris [/E1] is in [E2] france [/E2] and the city is large and old and busy",
+        "the museum of [E1] rome [/E1] belongs to [E2] italy [/E2] since many long years",
+    ]
+    features = relation_model.preprocess(rows)
+    from st_contrast.losses.heads import mask_tokens, tokenizer_ids
+
+    ids = tokenizer_ids(relation_model)
+    for seed in range(5):
+        generator = torch.Generator().manual_seed(seed)
+        _, targets = mask_tokens(features["input_ids"], features["attention_mask"], ids["mask_token_id"],
+                                 ids["vocab_size"], ids["special_ids"], probability=0.5, generator=generator,
+                                 protected=loss.protected_positions(features["input_ids"]))
+        picked = targets != -100
+        assert bool(picked.any())
+        assert not bool((picked & loss.protected_positions(features["input_ids"])).any())
+
+
+def find_markers(model):
+    for module in model.modules():
+        if isinstance(module, EntityMarkerPooling):
+            return module.marker_ids
+    raise AssertionError("no EntityMarkerPooling")
+
+
+@pytest.mark.parametrize("negatives", ["other_bags", "official"])
+def test_fit_two_steps(relation_model, negatives):
+    bags, rel2id, view = _rows()
+    examples = cil_examples(bags, rel2id, 2, augment=view, max_words=12)
+    loss = CILLoss(relation_model, num_relations=len(rel2id), warmup_steps=0, negatives=negatives)
+    changed = fit_two_steps(relation_model, loss, examples, batch_size=2)
+    assert any(name.startswith("model.0.") for name in changed), changed
+    assert {"bag_classifier.classifier.weight", "model.1.linear.weight", "mlm_head.dense.weight"} <= changed
+    assert loss.step == 2
+
+
+def test_trainer_two_steps(relation_model, tmp_path):
+    bags, rel2id, view = _rows()
+    dataset = cil_dataset(bags, rel2id, 2, augment=view, max_words=12)
+    loss = CILLoss(relation_model, num_relations=len(rel2id), warmup_steps=0)
+    changed = trainer_two_steps(relation_model, loss, dataset, tmp_path, batch_size=2)
+    assert any(name.startswith("model.0.") for name in changed), changed
+    assert {"bag_classifier.classifier.weight", "mlm_head.dense.weight"} <= changed
+
+
+def test_bag_ce_alone_skips_augmented_column_and_mlm(relation_model):
+    bags, rel2id, view = _rows()
+    dataset = cil_dataset(bags, rel2id, 2, augment=view, max_words=12)
+    features, labels = _features(relation_model, dataset)
+    loss = CILLoss(relation_model, num_relations=len(rel2id), contrastive_weight=0.0, mlm_weight=0.0)
+    assert loss.mlm_head is None
+    calls = []
+    handle = relation_model.register_forward_pre_hook(lambda module, args: calls.append(args[0]["input_ids"].shape))
+    try:
+        out = loss(features, labels)
+    finally:
+        handle.remove()
+    assert set(out) == {"bag_ce"} and out["bag_ce"].requires_grad
+    assert sum(shape[0] for shape in calls) == 2 * len(labels), "the augmented column must not be encoded"
+
+
+def test_relation_encoder_save_load_keeps_markers(relation_model, tmp_path):
+    relation_model.save(str(tmp_path / "encoder"))
+    loaded = load_relation_encoder(tmp_path / "encoder", device="cpu")
+    for marker, marker_id in zip(ENTITY_MARKERS, find_markers(relation_model)):
+        assert loaded.tokenizer.convert_tokens_to_ids(marker) == marker_id
+    text = ["the [E1] museum [/E1] is in [E2] paris [/E2] today"]
+    assert "[E1]" in loaded.tokenizer.tokenize(text[0])
+    torch.testing.assert_close(loaded.encode(text, convert_to_tensor=True),
+                               relation_model.encode(text, convert_to_tensor=True))
+    rows = relation_model[0].auto_model.get_input_embeddings().weight.shape[0]
+    assert loaded[0].auto_model.get_input_embeddings().weight.shape[0] == rows == len(relation_model.tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_unknown_relation_ids_and_missing_labels(relation_model):
+    bags, rel2id, view = _rows()
+    dataset = cil_dataset(bags, rel2id, 2, augment=view, max_words=12)
+    features, _ = _features(relation_model, dataset)
+    loss = CILLoss(relation_model, num_relations=2)
+    with pytest.raises(ValueError, match=r"unknown relation id\(s\) \[5\].*\[0, 2\)"):
+        loss(features, torch.tensor([0, 1, 5, 1]))
+    with pytest.raises(ValueError, match="needs the bag's relation id"):
+        loss(features, None)
+    with pytest.raises(ValueError, match="4 bags"):
+        loss(features, torch.tensor([0, 1]))
+
+
+def test_bags_without_entities_raise(relation_model):
+    loss = CILLoss(relation_model, num_relations=2, mlm_weight=0.0)
+    marked = "the [E1] museum [/E1] is in [E2] paris [/E2]"
+    features = [relation_model.preprocess([marked, "a sentence without any entity markers"]),
+                relation_model.preprocess([marked, marked])]
+    with pytest.raises(ValueError, match=r"rows \[1\].*lack the head marker"):
+        loss(features, torch.tensor([0, 1]))
+
+
+def test_one_bag_batch_and_one_column_raise(relation_model):
+    loss = CILLoss(relation_model, num_relations=2, mlm_weight=0.0)
+    marked = "the [E1] museum [/E1] is in [E2] paris [/E2]"
+    features = [relation_model.preprocess([marked]), relation_model.preprocess([marked])]
+    with pytest.raises(ValueError, match="at least 2 bags per batch"):
+        loss(features, torch.tensor([0]))
+    with pytest.raises(ValueError, match="sentence_1, ..., sentence_k, augmented"):
+        loss(features[:1], torch.tensor([0]))
+
+
+def test_model_without_entity_pooling_raises(tiny_model):
+    with pytest.raises(ValueError, match="no EntityMarkerPooling.*build_relation_encoder"):
+        CILLoss(tiny_model, num_relations=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_relations": 1}, "num_relations must be an integer >= 2"),
+        ({"temperature": 0}, "temperature must be > 0"),
+        ({"contrastive_weight": -1}, "contrastive_weight must be a finite number >= 0"),
+        ({"mlm_weight": float("nan")}, "mlm_weight must be a finite number >= 0"),
+        ({"warmup_steps": -5}, "warmup_steps must be an integer >= 0"),
+        ({"negatives": "rows"}, "negatives must be 'other_bags'"),
+        ({"mlm_probability": 1.5}, "mlm_probability must be in"),
+    ],
+)
+def test_invalid_arguments(relation_model, kwargs, message):
+    arguments = {"num_relations": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        CILLoss(relation_model, **arguments)
+
+
+def test_config_and_citation(relation_model):
+    loss = CILLoss(relation_model, num_relations=3, negatives="official")
+    config = loss.get_config_dict()
+    assert config["negatives"] == "official" and config["contrastive_weight"] == 10.0 and config["warmup_steps"] == 500
+    assert "chen-etal-2021-cil" in loss.citation
