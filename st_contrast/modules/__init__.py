@@ -10,6 +10,7 @@ _LAZY: dict[str, str] = {
     "ClassifierHead": "classifier",
     "ensure_classifier_head": "classifier",
     "find_classifier_head": "classifier",
+    "EntityMarkerPooling": "entity_pooling",
 }
 
 __all__ = sorted(_LAZY)
