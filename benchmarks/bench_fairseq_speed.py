@@ -1,0 +1,136 @@
+"""Time per update of mCLR and R-Drop vs fairseq's label_smoothed_cross_entropy on the same batches.
+
+One process, one model configuration (the Multi30k many-to-many transformer of
+``quality_mclr_multi30k.py``; run that once with ``--runs ""`` to prepare ``data-bin``), real training
+batches of the task ``translation_multilingual_contrastive``. For every batch, each criterion does one full
+update (forward, backward, Adam step) on its own copy of the model, in rotating order, so that load from
+other processes hits each criterion alike. Both wall time and this process's CPU time are recorded: on a
+shared machine the CPU time is the steadier figure. No start-up, data loading or logging is timed.
+
+Targets (issue 8): mCLR <= 1.10x, R-Drop <= 2.1x the baseline's time per update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_mclr_multi30k import LANGS, SUPERVISED  # noqa: E402
+
+
+def build(args):
+    import torch
+    from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
+    from fairseq.models.transformer import TransformerModel
+
+    from fairseq_plugins.criterions import LabelSmoothedCrossEntropyWithContrastive, RDropLabelSmoothedCrossEntropy
+    from fairseq_plugins.tasks import TranslationMultilingualContrastiveConfig, TranslationMultilingualContrastiveTask
+
+    cfg = TranslationMultilingualContrastiveConfig(
+        data=str(Path(args.work_dir).resolve() / "data-bin"),
+        lang_pairs=",".join(f"{s}-{t}" for s, t in SUPERVISED),
+        langs=",".join(LANGS),
+        seed=1,
+    )
+    cfg.dataset_impl, cfg.train_subset, cfg.required_seq_len_multiple = "mmap", "train", 1
+    task = TranslationMultilingualContrastiveTask.setup_task(cfg)
+    task.load_dataset("train")
+    torch.manual_seed(1)
+    dim = args.embed_dim
+    model_args = Namespace(
+        arch="transformer", share_all_embeddings=True, encoder_layers=args.layers, decoder_layers=args.layers,
+        encoder_embed_dim=dim, decoder_embed_dim=dim, encoder_ffn_embed_dim=4 * dim, decoder_ffn_embed_dim=4 * dim,
+        encoder_attention_heads=4, decoder_attention_heads=4, dropout=0.1,
+        max_source_positions=1024, max_target_positions=1024,
+    )  # fmt: skip
+    model = TransformerModel.build_model(model_args, task)
+    criteria = {
+        "baseline": LabelSmoothedCrossEntropyCriterion(task, False, 0.1),
+        "mclr": LabelSmoothedCrossEntropyWithContrastive(task, False, 0.1, contrastive_lambda=1.0),
+        "rdrop": RDropLabelSmoothedCrossEntropy(task, False, 0.1, rdrop_alpha=5.0),
+    }
+    itr = task.get_batch_iterator(
+        task.dataset("train"), max_tokens=args.max_tokens, seed=1, max_positions=(1024, 1024)
+    ).next_epoch_itr(shuffle=True)
+    batches = [next(itr) for _ in range(args.warmup + args.steps)]
+    return model, criteria, batches
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", default="outputs/mclr_multi30k")
+    parser.add_argument("--criteria", default="baseline,mclr,rdrop")
+    parser.add_argument("--steps", type=int, default=12, help="timed updates per criterion")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--embed-dim", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "fairseq_speed.json"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    model, all_criteria, batches = build(args)
+    names = [n for n in args.criteria.split(",") if n]
+    models = {name: copy.deepcopy(model) for name in names}
+    optimizers = {name: torch.optim.Adam(models[name].parameters(), lr=1e-4) for name in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    for step, sample in enumerate(batches):
+        order = names[step % len(names) :] + names[: step % len(names)]
+        for name in order:
+            net, criterion, optimizer = models[name], all_criteria[name], optimizers[name]
+            net.train()
+            optimizer.zero_grad(set_to_none=True)
+            w0, c0 = time.perf_counter(), time.process_time()
+            loss, _, _ = criterion(net, sample)
+            loss.backward()
+            optimizer.step()
+            w1, c1 = time.perf_counter(), time.process_time()
+            if step >= args.warmup:
+                wall[name].append(w1 - w0)
+                cpu[name].append(c1 - c0)
+    results = {}
+    for name in names:
+        results[name] = {
+            "median_wall_s": round(statistics.median(wall[name]), 4),
+            "median_cpu_s": round(statistics.median(cpu[name]), 4),
+            "wall_vs_baseline": round(statistics.median(wall[name]) / statistics.median(wall["baseline"]), 3),
+            "cpu_vs_baseline": round(statistics.median(cpu[name]) / statistics.median(cpu["baseline"]), 3),
+            "wall_s": [round(x, 4) for x in wall[name]],
+            "cpu_s": [round(x, 4) for x in cpu[name]],
+        }
+    ntokens = [int(b["ntokens"]) for b in batches[args.warmup :]]
+    report = {
+        "benchmark": "fairseq_speed",
+        "device": f"cpu, torch threads {torch.get_num_threads()} (shared machine)",
+        "setup": {k: v for k, v in vars(args).items() if k != "output"},
+        "target_tokens_per_batch_median": statistics.median(ntokens),
+        "results": results,
+        "targets": {"mclr": 1.10, "rdrop": 2.1},
+        "command": "python benchmarks/bench_fairseq_speed.py " + " ".join(argv or sys.argv[1:]),
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    for name in names:
+        r = results[name]
+        print(
+            f"{name:9s} wall {r['median_wall_s']:.3f}s ({r['wall_vs_baseline']:.2f}x)  "
+            f"cpu {r['median_cpu_s']:.3f}s ({r['cpu_vs_baseline']:.2f}x)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
