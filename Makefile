@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
-export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
+export ST_CONTRAST_NO_SKIPS ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-fast lint demo bench clean-venv

@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="outputs/demo")
     parser.add_argument("--model", default="minilm", help="model folder, or 'minilm' (all-MiniLM-L6-v2 from PyPI)")
     parser.add_argument("--train-file", default=None, help="default: <data>/unlabeled/wiki_sentences.txt")
-    parser.add_argument("--max-steps", type=int, default=250)
+    parser.add_argument("--max-steps", type=int, default=80)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-5)
     parser.add_argument("--temperature", type=float, default=0.05)
-    parser.add_argument("--eval-steps", type=int, default=50)
+    parser.add_argument("--eval-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 

@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         fairseq_launch = None
     if fairseq_launch is not None and hasattr(fairseq_launch, "add_subcommands"):
         fairseq_launch.add_subcommands(subparsers)
+    from st_contrast import simcls_cli
+
+    simcls_cli.add_subcommands(subparsers)
     return parser
 
 

@@ -162,3 +162,18 @@ SENTENCES = [
 @pytest.fixture
 def sentences() -> list[str]:
     return list(SENTENCES)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With ST_CONTRAST_NO_SKIPS=1 (set by `make test`), a skipped test fails the run: a skip is not a pass."""
+    if os.environ.get("ST_CONTRAST_NO_SKIPS") != "1" or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        reporter.write_line(
+            f"ST_CONTRAST_NO_SKIPS=1: {len(skipped)} test(s) were skipped (a missing dependency or data?); "
+            "failing the run. Run `make setup` or set ST_CONTRAST_NO_SKIPS=0 to allow skips.",
+            red=True,
+        )
+        session.exitstatus = 1

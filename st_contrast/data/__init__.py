@@ -41,6 +41,12 @@ _LAZY: dict[str, str] = {
     "nli_examples": "nli",
     "download_sts_benchmark": "download",
     "download_file": "download",
+    "read_simcls_jsonl": "simcls",
+    "write_simcls_jsonl": "simcls",
+    "realsumm_documents": "simcls",
+    "documents_from_fairseq_generate": "simcls",
+    "make_document": "simcls",
+    "SimCLSDocument": "simcls",
 }
 
 

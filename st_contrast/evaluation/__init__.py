@@ -19,6 +19,8 @@ _LAZY: dict[str, str] = {
     "alignment_uniformity": "alignment",
     "alignment_loss": "alignment",
     "uniformity_loss": "alignment",
+    "rouge_scores": "rouge",
+    "corpus_rouge": "rouge",
 }
 
 

@@ -1,0 +1,82 @@
+"""``simcls-build-data`` and ``simcls-rerank`` (argument handling; the fairseq run is in test_end_to_end)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from st_contrast import simcls_cli
+
+from .tiny import generate_output, tiny_texts
+
+
+def test_split_folds_partitions_documents():
+    tests = []
+    for fold in range(5):
+        split = simcls_cli.split_folds(100, 5, fold, valid_size=10, seed=0)
+        assert len(split["test"]) == 20 and len(split["valid"]) == 10 and len(split["train"]) == 70
+        assert not set(split["test"]) & (set(split["train"]) | set(split["valid"]))
+        tests += split["test"]
+    assert sorted(tests) == list(range(100))  # the folds cover every document once
+    assert simcls_cli.split_folds(100, 5, 0, seed=1)["test"] != simcls_cli.split_folds(100, 5, 0, seed=0)["test"]
+    for kwargs, match in [(dict(num_folds=1), "num-folds"), (dict(fold=5), "fold"), (dict(valid_size=80), "valid")]:
+        with pytest.raises(ValueError, match=match):
+            simcls_cli.split_folds(100, **{"num_folds": 5, "fold": 0, **kwargs})
+
+
+def test_build_data_from_fairseq_generate(tmp_path, capsys):
+    pytest.importorskip("rouge_score")
+    generated = tmp_path / "gen.out"
+    generated.write_text(generate_output(tiny_texts(5, n_candidates=4)))
+    out = tmp_path / "data"
+    code = simcls_cli.main(["simcls-build-data", "--fairseq-generate", str(generated), "--output-dir", str(out),
+                            "--num-folds", "5", "--fold", "2", "--valid-size", "1", "--write-dict"])  # fmt: skip
+    assert code == 0
+    assert "train 3, valid 1, test 1" in capsys.readouterr().out
+    lines = (out / "train.jsonl").read_text().splitlines()
+    doc = json.loads(lines[0])
+    assert set(doc) == {"id", "source", "reference", "candidates"} and len(doc["candidates"]) == 4
+    assert [c["score"] for c in doc["candidates"]] == sorted((c["score"] for c in doc["candidates"]), reverse=True)
+    vocab = {line.split()[0] for line in (out / "dict.txt").read_text().splitlines()}
+    assert "w1" in vocab and "." in vocab
+    # re-split the built file without re-scoring
+    assert (
+        simcls_cli.main(
+            ["simcls-build-data", "--jsonl", str(out / "train.jsonl"), "--output", str(tmp_path / "a.jsonl")]
+        )
+        == 0
+    )
+    assert (tmp_path / "a.jsonl").read_text() == (out / "train.jsonl").read_text()
+
+
+def test_build_data_rejects_bad_input(tmp_path):
+    pytest.importorskip("rouge_score")
+    generated = tmp_path / "gen.out"
+    generated.write_text("S-0\tsource text\nT-0\t\nH-0\t-1\tone\nH-0\t-1\ttwo\n")
+    with pytest.raises(ValueError, match="reference is empty"):
+        simcls_cli.main(["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):  # exactly one input is required
+        simcls_cli.main(["simcls-build-data", "--output", str(tmp_path / "x")])
+
+
+def test_rerank_arguments_and_child_command():
+    parser = argparse.ArgumentParser()
+    simcls_cli.add_rerank_arguments(parser)
+    args = parser.parse_args(["--checkpoint", "c.pt", "--input", "in.jsonl", "--output", "-", "--format", "text"])
+    assert args.batch_size == 4 and args.format == "text" and not args.cpu
+    command = simcls_cli.rerank_command(["--checkpoint", "c.pt"])
+    assert command[0] == sys.executable and "rerank_main" in command[2] and command[3:] == ["--checkpoint", "c.pt"]
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    simcls_cli.add_subcommands(subparsers)
+    assert set(subparsers.choices) == {"simcls-build-data", "simcls-rerank"}
+    assert subparsers.choices["simcls-rerank"].get_default("handler") is simcls_cli.run_rerank
+
+
+def test_commands_do_not_import_fairseq():
+    code = "import sys, st_contrast.simcls_cli, st_contrast.data.simcls; print('fairseq' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]
