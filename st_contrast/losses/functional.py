@@ -197,19 +197,7 @@ def symmetric_kl(
     """
     log_p = F.log_softmax(logits_p.float(), dim=-1)
     log_q = F.log_softmax(logits_q.float(), dim=-1)
-    kl_pq = (log_p.exp() * (log_p - log_q)).sum(-1)
-    kl_qp = (log_q.exp() * (log_q - log_p)).sum(-1)
-    per_position = 0.5 * (kl_pq + kl_qp)
-    if mask is not None:
-        per_position = per_position.masked_fill(~mask.bool(), 0.0)
-    if reduction == "none":
-        return per_position
-    if reduction == "sum":
-        return per_position.sum()
-    if reduction == "mean":
-        count = mask.bool().sum() if mask is not None else torch.tensor(per_position.numel())
-        return per_position.sum() / count.clamp(min=1)
-    raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+    return symmetric_kl_from_log_probs(log_p, log_q, mask, reduction)
 
 
 # ---------------------------------------------------------------------------------------------
