@@ -136,6 +136,29 @@ def build_model(preset: dict[str, Any], workdir: Path):
     return model
 
 
+def make_stepper(loss, features, labels=None) -> Callable[[], tuple[float, float]]:
+    """One timed CPU training step (forward, backward, AdamW) of ``loss``: returns (wall s, CPU s).
+
+    Used by the factories' own interleaved comparisons (``python benchmarks/factories/<name>.py``).
+    """
+    import torch
+
+    optimizer = torch.optim.AdamW([p for p in loss.parameters() if p.requires_grad], lr=1e-5)
+    loss.train()
+
+    def step() -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        optimizer.zero_grad(set_to_none=True)
+        value = loss([dict(f) for f in features], labels)
+        if isinstance(value, dict):
+            value = sum(value.values())
+        value.backward()
+        optimizer.step()
+        return time.perf_counter() - start, time.process_time() - start_cpu
+
+    return step
+
+
 def sentences_for(batch_size: int, seed: int = 0) -> list[str]:
     import random
 

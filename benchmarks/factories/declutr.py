@@ -28,6 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for the shared timing helpers
+from bench_losses import make_stepper as _stepper  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -92,24 +95,6 @@ def _build(kind: str, max_seq_length: int, workdir: Path):
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling], device="cpu"), name
 
-
-def _stepper(loss, features):
-    import torch
-
-    optimizer = torch.optim.AdamW([p for p in loss.parameters() if p.requires_grad], lr=1e-5)
-    loss.train()
-
-    def step() -> tuple[float, float]:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        optimizer.zero_grad(set_to_none=True)
-        value = loss([dict(f) for f in features], None)
-        if isinstance(value, dict):
-            value = sum(value.values())
-        value.backward()
-        optimizer.step()
-        return time.perf_counter() - start, time.process_time() - start_cpu
-
-    return step
 
 
 def compare(kind: str, documents: int, steps: int, warmup: int, min_span: int, max_span: int, seq: int) -> dict:

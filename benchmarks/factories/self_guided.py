@@ -25,6 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for the shared timing helpers
+from bench_losses import make_stepper as _stepper  # noqa: E402
+from bench_losses import sentences_for as _sentences  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,33 +68,6 @@ def _build(kind: str, max_seq_length: int, workdir: Path):
     return SentenceTransformer(modules=[transformer, pooling], device="cpu"), name
 
 
-def _sentences(batch_size: int) -> list[str]:
-    import random
-
-    from st_contrast.testing import training_corpus
-
-    corpus = [s for s in training_corpus(20000) if len(s.split()) >= 8]
-    rng = random.Random(0)
-    return [rng.choice(corpus) for _ in range(batch_size)]
-
-
-def _stepper(loss, features):
-    import torch
-
-    optimizer = torch.optim.AdamW([p for p in loss.parameters() if p.requires_grad], lr=1e-5)
-    loss.train()
-
-    def step() -> tuple[float, float]:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        optimizer.zero_grad(set_to_none=True)
-        value = loss([dict(f) for f in features], None)
-        if isinstance(value, dict):
-            value = sum(value.values())
-        value.backward()
-        optimizer.step()
-        return time.perf_counter() - start, time.process_time() - start_cpu
-
-    return step
 
 
 def compare(kind: str, batch_size: int, steps: int, warmup: int, projection_dims: list[int], seq: int) -> dict:
