@@ -94,6 +94,18 @@ def check_no_empty_rows(features_list: Sequence[dict[str, Any]], special_ids: Se
             )
 
 
+def check_texts(loss: nn.Module, features_list: Sequence[dict[str, Any]], loss_name: str) -> None:
+    """:func:`check_no_empty_rows` for a loss, unless its ``check_inputs`` is off; the special-token ids of
+    ``loss.model`` are looked up once and cached on the loss as ``_special_ids``."""
+    if not getattr(loss, "check_inputs", True):
+        return
+    special = getattr(loss, "_special_ids", None)
+    if special is None:
+        special = special_token_ids(loss.model)
+        loss._special_ids = special
+    check_no_empty_rows(features_list, special, loss_name)
+
+
 def check_no_labels(labels: Tensor | None, loss_name: str, hint: str = "") -> None:
     if labels is not None and isinstance(labels, Tensor) and labels.numel() > 0:
         raise ValueError(

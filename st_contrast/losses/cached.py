@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, check_no_labels, merge_features, special_token_ids
+from ._common import check_no_labels, check_texts, merge_features
 from ._gradcache import cached_loss, count_rows
 from .simcse import ProjectionMode, SimCSELoss
 
@@ -91,10 +91,7 @@ class CachedSimCSELoss(SimCSELoss):
                 f"negative), got {len(sentence_features)} columns. Drop the extra columns from the dataset."
             )
         check_no_labels(labels, "CachedSimCSELoss")
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "CachedSimCSELoss")
+        check_texts(self, sentence_features, "CachedSimCSELoss")
         columns = sentence_features * 2 if len(sentence_features) == 1 else sentence_features
         merged = merge_features(columns)
         if merged is None:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, embed_merged, special_token_ids
+from ._common import check_texts, embed_merged
 from .heads import MLMHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
 
 NegativesRule = Literal["other_bags", "official"]
@@ -235,10 +235,7 @@ class CILLoss(nn.Module):
                 f"{len(sentence_features)} column(s). Build the rows with st_contrast.data.relation.cil_dataset."
             )
         labels = self._check_labels(labels, sentence_features[0]["input_ids"].shape[0])
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "CILLoss")
+        check_texts(self, sentence_features, "CILLoss")
         use_contrastive = self.contrastive_weight > 0
         columns = sentence_features if use_contrastive else sentence_features[:-1]
         embeddings = embed_merged(self.model, columns)

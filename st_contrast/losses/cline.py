@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, check_no_labels, merge_features, special_token_ids
+from ._common import check_no_labels, check_texts, merge_features
 from .heads import MLMHead, RTDHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
 
 Objective = Literal["paper", "official"]
@@ -250,10 +250,7 @@ class CLINELoss(nn.Module):
         sizes = {_rows(f) for f in features}
         if len(sizes) != 1:
             raise ValueError(f"CLINELoss: the three columns must have the same number of rows, got {sorted(sizes)}")
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(features, self._special_ids, "CLINELoss")
+        check_texts(self, features, "CLINELoss")
         needs_tokens = bool(self.mlm_weight or self.rtd_weight)
         if needs_tokens and any("input_ids" not in f or "attention_mask" not in f for f in features):
             raise ValueError("CLINELoss's MLM and RTD terms need tokenized columns (input_ids and attention_mask)")

@@ -20,7 +20,7 @@ from st_contrast.views.embedding import (
 )
 
 from . import functional
-from ._common import check_no_empty_rows, check_no_labels, merge_features, special_token_ids
+from ._common import check_no_labels, check_texts, merge_features
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +200,7 @@ class ConSERTLoss(nn.Module):
             raise ValueError(
                 "ConSERTLoss with a supervised_loss needs labels (e.g. NLI pairs with a 'label' column), got none"
             )
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "ConSERTLoss")
+        check_texts(self, sentence_features, "ConSERTLoss")
 
         if self.supervised_loss is None:
             _check_distinct_columns(sentence_features)

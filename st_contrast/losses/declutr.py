@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, check_no_labels, embed_merged, merge_features, special_token_ids
+from ._common import check_no_labels, check_texts, embed_merged, merge_features
 from .heads import MLMHead, hf_encoder, mask_tokens, tokenizer_ids
 
 logger = logging.getLogger(__name__)
@@ -159,10 +159,7 @@ class DeCLUTRLoss(nn.Module):
                 "the same num_anchors and num_positives."
             )
         check_no_labels(labels, "DeCLUTRLoss")
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "DeCLUTRLoss")
+        check_texts(self, sentence_features, "DeCLUTRLoss")
         anchor_features = sentence_features[: self.num_anchors]
         positive_features = sentence_features[self.num_anchors :]
         anchors, mlm = self._embed_anchors(anchor_features)

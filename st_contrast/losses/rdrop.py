@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, merge_features, special_token_ids
+from ._common import check_texts, merge_features
 from .supcon import _non_negative, check_class_labels
 
 logger = logging.getLogger(__name__)
@@ -108,10 +108,7 @@ class RDropLoss(nn.Module):
                 "columns. Drop the extra columns from the dataset."
             )
         features = sentence_features[0]
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "RDropLoss")
+        check_texts(self, sentence_features, "RDropLoss")
         batch_size = features["input_ids"].shape[0]
         labels = check_class_labels(labels, batch_size, "RDropLoss", self.num_labels)
         from st_contrast.modules.classifier import logits_from_output

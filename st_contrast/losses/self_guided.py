@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, check_no_labels, special_token_ids
+from ._common import check_no_labels, check_texts
 from .heads import hf_encoder
 
 logger = logging.getLogger(__name__)
@@ -200,9 +200,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
             )
         check_no_labels(labels, "SelfGuidedContrastiveLoss")
         features = sentence_features[0]
-        if self._special_ids is None:
-            self._special_ids = special_token_ids(self.model)
-        check_no_empty_rows(sentence_features, self._special_ids, "SelfGuidedContrastiveLoss")
+        check_texts(self, sentence_features, "SelfGuidedContrastiveLoss")
         size = features["input_ids"].shape[0]
         if size < 2:
             raise ValueError(

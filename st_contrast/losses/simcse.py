@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, check_no_labels, embed_merged, special_token_ids
+from ._common import check_no_labels, check_texts, embed_merged
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +143,7 @@ class SimCSELoss(nn.Module):
             )
         check_no_labels(labels, "SimCSELoss", "for NLI data, build (premise, entailment, contradiction) triplets "
                         "with st_contrast.data.nli_triplets")
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "SimCSELoss")
+        check_texts(self, sentence_features, "SimCSELoss")
         repeat = 2 if len(sentence_features) == 1 else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_empty_rows, embed_merged, merge_features, special_token_ids
+from ._common import check_texts, embed_merged, merge_features
 
 logger = logging.getLogger(__name__)
 
@@ -153,10 +153,7 @@ class SupConLoss(nn.Module):
                 f"SupConLoss expects 1 text column (sentence) or 2 (sentence, second view) plus a label, got "
                 f"{len(sentence_features)} text columns. Drop the extra columns from the dataset."
             )
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "SupConLoss")
+        check_texts(self, sentence_features, "SupConLoss")
         repeat = 2 if len(sentence_features) == 1 and self.dropout_views else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)
@@ -369,10 +366,7 @@ class SupConOODLoss(nn.Module):
                 "text columns. Drop the extra columns from the dataset."
             )
         features = sentence_features[0]
-        if self.check_inputs:
-            if self._special_ids is None:
-                self._special_ids = special_token_ids(self.model)
-            check_no_empty_rows(sentence_features, self._special_ids, "SupConOODLoss")
+        check_texts(self, sentence_features, "SupConOODLoss")
         batch_size = features["input_ids"].shape[0]
         contrast = self._uses_contrast
         labels = check_class_labels(labels, batch_size, "SupConOODLoss", self.num_labels, need_two_classes=contrast)
