@@ -50,7 +50,7 @@ def build(args):
     model_args = Namespace(
         arch="transformer", share_all_embeddings=True, encoder_layers=args.layers, decoder_layers=args.layers,
         encoder_embed_dim=dim, decoder_embed_dim=dim, encoder_ffn_embed_dim=4 * dim, decoder_ffn_embed_dim=4 * dim,
-        encoder_attention_heads=4, decoder_attention_heads=4, dropout=0.1,
+        encoder_attention_heads=args.heads, decoder_attention_heads=args.heads, dropout=0.1,
         max_source_positions=1024, max_target_positions=1024,
     )  # fmt: skip
     model = TransformerModel.build_model(model_args, task)
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embed-dim", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (GPU)")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "fairseq_speed.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -82,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     model, all_criteria, batches = build(args)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        from fairseq import utils
+
+        batches = [utils.move_to_cuda(b) for b in batches]
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16)
     names = [n for n in args.criteria.split(",") if n]
-    models = {name: copy.deepcopy(model) for name in names}
+    models = {name: copy.deepcopy(model).to(device) for name in names}
     optimizers = {name: torch.optim.Adam(models[name].parameters(), lr=1e-4) for name in names}
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -93,10 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             net, criterion, optimizer = models[name], all_criteria[name], optimizers[name]
             net.train()
             optimizer.zero_grad(set_to_none=True)
+            if cuda:
+                torch.cuda.synchronize()
             w0, c0 = time.perf_counter(), time.process_time()
-            loss, _, _ = criterion(net, sample)
+            with autocast:
+                loss, _, _ = criterion(net, sample)
             loss.backward()
             optimizer.step()
+            if cuda:
+                torch.cuda.synchronize()
             w1, c1 = time.perf_counter(), time.process_time()
             if step >= args.warmup:
                 wall[name].append(w1 - w0)
@@ -114,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ntokens = [int(b["ntokens"]) for b in batches[args.warmup :]]
     report = {
         "benchmark": "fairseq_speed",
-        "device": f"cpu, torch threads {torch.get_num_threads()} (shared machine)",
+        "device": (
+            torch.cuda.get_device_name(0) + (", bf16 autocast" if args.bf16 else ", fp32")
+            if cuda else f"cpu, torch threads {torch.get_num_threads()} (shared machine)"
+        ),
         "setup": {k: v for k, v in vars(args).items() if k != "output"},
         "target_tokens_per_batch_median": statistics.median(ntokens),
         "results": results,

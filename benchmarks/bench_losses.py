@@ -198,7 +198,11 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def run_one(preset_name: str, name: str, batch_size: int, steps: int, warmup: int, workdir: str) -> dict[str, Any]:
+def prepare(preset_name: str, name: str, batch_size: int, workdir: str) -> tuple[Callable[[], None], bool]:
+    """Model, loss, batch (on the device) and optimiser for one configuration: returns ``(step, is_cuda)``.
+
+    ``step()`` is one full training step; it does not synchronise the device.
+    """
     import torch
 
     preset = PRESETS[preset_name]
@@ -229,7 +233,6 @@ def run_one(preset_name: str, name: str, batch_size: int, steps: int, warmup: in
         if preset["dtype"] == "bfloat16"
         else torch.autocast(device_type=device.type, enabled=False)
     )
-    cuda = device.type == "cuda"
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -240,6 +243,17 @@ def run_one(preset_name: str, name: str, batch_size: int, steps: int, warmup: in
         value.backward()
         optimizer.step()
 
+    return step, device.type == "cuda"
+
+
+def run_one(
+    preset_name: str, name: str, batch_size: int, steps: int, warmup: int, workdir: str, isolated: bool = True
+) -> dict[str, Any]:
+    """Time ``steps`` training steps after ``warmup`` ones. On the CPU, peak memory is the process's peak RSS
+    and only means something in a fresh process (``isolated``); on a GPU it is CUDA's max allocated."""
+    import torch
+
+    step, cuda = prepare(preset_name, name, batch_size, workdir)
     for _ in range(warmup):
         step()
     if cuda:
@@ -256,13 +270,31 @@ def run_one(preset_name: str, name: str, batch_size: int, steps: int, warmup: in
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     if cuda:
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        memory_kind = "cuda_max_allocated_mib"
+        peak, memory_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated_mib"
+    elif isolated:
+        peak, memory_kind = _peak_rss_mib(), "peak_rss_mib"
     else:
-        peak = _peak_rss_mib()
-        memory_kind = "peak_rss_mib"
-    return {"name": name, "batch_size": batch_size, "times": times, "peak_mib": round(peak, 1),
-            "memory": memory_kind, "base_rss_mib": round(base_rss, 1)}
+        peak, memory_kind = None, "not measured (CPU run without a fresh process)"
+    return {"name": name, "batch_size": batch_size, "times": times,
+            "peak_mib": None if peak is None else round(peak, 1), "memory": memory_kind,
+            "base_rss_mib": round(base_rss, 1)}
+
+
+def run_in_process(preset: str, name: str, batch: int, steps: int, warmup: int, workdir: str) -> dict[str, Any]:
+    """:func:`run_one` in this process, for GPUs, where start-up per configuration would cost more than the
+    timing: CUDA's peak-memory counter is reset per configuration and everything is freed afterwards."""
+    import gc
+
+    import torch
+
+    try:
+        return run_one(preset, name, batch, steps, warmup, workdir, isolated=False)
+    except Exception as error:  # noqa: BLE001 - one failing configuration must not stop the table
+        return {"name": name, "batch_size": batch, "error": f"{type(error).__name__}: {error}"[:300]}
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,14 +325,15 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["error"] = run["error"]
             continue
         entry["times"].extend(run["times"])
-        entry["peaks"].append(run["peak_mib"])
+        if run.get("peak_mib") is not None:
+            entry["peaks"].append(run["peak_mib"])
         entry["memory"] = run["memory"]
     rows = []
     for (name, batch), entry in by_key.items():
         row = {"name": name, "batch_size": batch}
         if entry["times"]:
             row["median_step_s"] = statistics.median(entry["times"])
-            row["peak_mib"] = max(entry["peaks"])
+            row["peak_mib"] = max(entry["peaks"]) if entry["peaks"] else None
             row["memory"] = entry["memory"]
             row["samples"] = len(entry["times"])
         if "error" in entry:
@@ -322,8 +355,8 @@ def markdown(rows: list[dict[str, Any]], preset: str, meta: dict[str, Any]) -> s
         f"Preset `{preset}` ({meta['device_name']}; {meta['model']}; seq {PRESETS[preset]['seq']}; "
         f"{PRESETS[preset]['dtype']}), median of {meta['steps']} steps x {meta['passes']} passes, {meta['date']}.",
         "",
-        f"| loss | batch | step (ms) | vs backbone | vs ST MNRL | vs SimCSELoss | {memory_label} |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| loss | batch | step (ms) | sentences/s | vs backbone | vs ST MNRL | vs SimCSELoss | {memory_label} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def fmt(value, spec):
@@ -331,10 +364,11 @@ def markdown(rows: list[dict[str, Any]], preset: str, meta: dict[str, Any]) -> s
 
     for row in rows:
         if "median_step_s" not in row:
-            lines.append(f"| {row['name']} | {row['batch_size']} | error: {row.get('error', '?')[:80]} | | | | |")
+            lines.append(f"| {row['name']} | {row['batch_size']} | error: {row.get('error', '?')[:80]} | | | | | |")
             continue
         lines.append(
             f"| {row['name']} | {row['batch_size']} | {row['median_step_s'] * 1000:.1f} | "
+            f"{row['batch_size'] / row['median_step_s']:.0f} | "
             f"{fmt(row.get('vs_backbone'), '.2f')}x | {fmt(row.get('vs_mnrl'), '.2f')}x | "
             f"{fmt(row.get('vs_simcse'), '.2f')}x | {fmt(row.get('peak_mib'), '.0f')} |"
         )
@@ -354,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "st-contrast-bench"))
     parser.add_argument(
         "--write-section", action="store_true", help="also write benchmarks/sections/losses_<preset>.md"
+    )
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="run every configuration in this process (for GPUs: CUDA peak memory is still per configuration; "
+        "on the CPU peak memory is then not measured)",
     )
     parser.add_argument("--_one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -394,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.time_budget and time.time() - start > args.time_budget:
                 print(f"time budget of {args.time_budget:.0f} s reached; stopping", file=sys.stderr)
                 break
-            result = run_isolated(args.preset, name, batch, steps, preset["warmup"], args.workdir, args.timeout)
+            run = run_in_process if args.in_process else run_isolated
+            extra = () if args.in_process else (args.timeout,)
+            result = run(args.preset, name, batch, steps, preset["warmup"], args.workdir, *extra)
             runs.append(result)
             status = result.get("error") or f"{statistics.median(result['times']) * 1000:.1f} ms"
             print(f"[pass {pass_index + 1}/{passes}] {name:>16} batch {batch:>4}: {status}", file=sys.stderr)

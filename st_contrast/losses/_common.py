@@ -73,25 +73,44 @@ def special_token_ids(model: nn.Module) -> list[int]:
 
 
 def check_no_empty_rows(features_list: Sequence[dict[str, Any]], special_ids: Sequence[int], loss_name: str) -> None:
-    """Raise a ``ValueError`` naming the column and rows whose text is empty (only special tokens)."""
+    """Raise a ``ValueError`` naming the column and rows whose text is empty (only special tokens).
+
+    All columns are checked on the device and their verdicts read back together, so the check waits for
+    the device once per batch, not once per column.
+    """
     if not special_ids:
         return
-    special = None
+    checked: list[tuple[int, Tensor]] = []
     for column, features in enumerate(features_list):
         input_ids = features.get("input_ids")
         mask = features.get("attention_mask")
         if not isinstance(input_ids, Tensor) or not isinstance(mask, Tensor) or input_ids.ndim != 2:
             continue
-        if special is None or special.device != input_ids.device:
-            special = torch.tensor(list(special_ids), device=input_ids.device)
+        special = _special_tensor(tuple(special_ids), input_ids.device)
         real = mask.bool() & ~torch.isin(input_ids, special)
-        empty = ~real.any(dim=1)
-        if bool(empty.any()):
+        checked.append((column, ~real.any(dim=1)))
+    if not checked:
+        return
+    verdicts = torch.stack([empty.any() for _, empty in checked]).tolist()
+    for (column, empty), has_empty in zip(checked, verdicts):
+        if has_empty:
             rows = empty.nonzero().flatten().tolist()
             raise ValueError(
                 f"{loss_name}: input column {column} holds {len(rows)} empty text(s) (rows {rows[:10]} of the "
                 "batch). Empty strings give meaningless embeddings; remove them from the training data first."
             )
+
+
+_SPECIAL_TENSORS: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
+
+
+def _special_tensor(special_ids: tuple[int, ...], device: torch.device) -> Tensor:
+    """The special-token ids as a tensor on ``device``, made once (a host-to-device copy per step is a wait)."""
+    key = (special_ids, device)
+    tensor = _SPECIAL_TENSORS.get(key)
+    if tensor is None:
+        tensor = _SPECIAL_TENSORS[key] = torch.tensor(list(special_ids), device=device)
+    return tensor
 
 
 def check_texts(loss: nn.Module, features_list: Sequence[dict[str, Any]], loss_name: str) -> None:

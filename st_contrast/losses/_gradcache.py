@@ -35,8 +35,14 @@ def count_rows(features: dict[str, Any]) -> int:
     raise ValueError("cannot tell the batch size of these features: no tensor with a batch dimension")
 
 
-def slice_rows(features: dict[str, Any], start: int, end: int, rows: int) -> dict[str, Any]:
-    """Rows ``start:end`` of every per-row tensor, with right padding trimmed to the chunk's longest text."""
+def slice_rows(
+    features: dict[str, Any], start: int, end: int, rows: int, width: int | None = None
+) -> dict[str, Any]:
+    """Rows ``start:end`` of every per-row tensor, with right padding trimmed to the chunk's longest text.
+
+    ``width`` is the chunk's longest text in tokens when the caller knows it (see :func:`chunk_widths`);
+    without it the width is read from the attention mask, which waits for the device.
+    """
     chunk: dict[str, Any] = {}
     for key, value in features.items():
         if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == rows and key != "prompt_length":
@@ -45,13 +51,33 @@ def slice_rows(features: dict[str, Any], start: int, end: int, rows: int) -> dic
             chunk[key] = value
     mask = chunk.get("attention_mask")
     if isinstance(mask, Tensor) and mask.ndim == 2 and mask.shape[1] > 0:
-        width = int(mask.sum(dim=1).max().item()) if bool(mask[:, -1].eq(0).all()) else mask.shape[1]
+        if width is None:
+            width = chunk_widths(chunk, [(0, mask.shape[0])])[0]
         if 0 < width < mask.shape[1]:
             for key, value in list(chunk.items()):
                 token_level = isinstance(value, Tensor) and value.ndim >= 2 and value.shape[:2] == mask.shape
                 if token_level and key != "embedding":
                     chunk[key] = value[:, :width]
     return chunk
+
+
+def chunk_widths(features: dict[str, Any], ranges: list[tuple[int, int]]) -> list[int]:
+    """The padded width each chunk can be trimmed to, read from the attention mask in one device transfer.
+
+    A chunk is trimmed only when the mask is right-padded (its last column all zeros in that chunk); the
+    width is then its longest row. Otherwise (left padding, or no padding) it keeps the full width.
+    """
+    mask = features.get("attention_mask")
+    if not isinstance(mask, Tensor) or mask.ndim != 2 or mask.shape[1] == 0:
+        return [0 for _ in ranges]
+    full = mask.shape[1]
+    lengths = mask.sum(dim=1)
+    last = mask[:, -1].ne(0)
+    # one reduction per chunk, then a single copy to the host: one wait for the device per batch
+    summary = torch.stack(
+        [torch.stack([lengths[start:end].max(), last[start:end].any().to(lengths.dtype)]) for start, end in ranges]
+    ).tolist()
+    return [full if padded_last else int(longest) for longest, padded_last in summary]
 
 
 class RandomState:
@@ -77,16 +103,17 @@ def chunk_ranges(rows: int, mini_batch_size: int) -> list[tuple[int, int]]:
 
 def embed_without_grad(
     encode: Encode, features: dict[str, Any], mini_batch_size: int, devices: list[torch.device]
-) -> tuple[Tensor, list[RandomState], list[tuple[int, int]]]:
-    """Step 1: all embeddings (no autograd) and the random state before each mini-batch."""
+) -> tuple[Tensor, list[RandomState], list[tuple[int, int]], list[int]]:
+    """Step 1: all embeddings (no autograd), the random state before each mini-batch, the chunks and widths."""
     rows = count_rows(features)
     ranges = chunk_ranges(rows, mini_batch_size)
+    widths = chunk_widths(features, ranges)
     states, outputs = [], []
     with torch.no_grad():
-        for start, end in ranges:
+        for (start, end), width in zip(ranges, widths):
             states.append(RandomState(devices))
-            outputs.append(encode(slice_rows(features, start, end, rows)))
-    return torch.cat(outputs, dim=0), states, ranges
+            outputs.append(encode(slice_rows(features, start, end, rows, width)))
+    return torch.cat(outputs, dim=0), states, ranges, widths
 
 
 def cached_loss(
@@ -102,7 +129,7 @@ def cached_loss(
     leaf that carries the loss value; its backward hook does step 3. Without autograd (evaluation) the
     loss is computed from the step-1 embeddings only.
     """
-    embeddings, states, ranges = embed_without_grad(encode, features, mini_batch_size, devices)
+    embeddings, states, ranges, widths = embed_without_grad(encode, features, mini_batch_size, devices)
     if not torch.is_grad_enabled():
         return loss_fn(embeddings)
     embeddings = embeddings.detach().requires_grad_(True)
@@ -115,9 +142,9 @@ def cached_loss(
     def replay_backward(upstream: Tensor) -> None:
         scale = upstream.detach()
         with torch.enable_grad():
-            for (start, end), state in zip(ranges, states):
+            for (start, end), state, width in zip(ranges, states, widths):
                 with state.replay():
-                    chunk = encode(slice_rows(features, start, end, rows))
+                    chunk = encode(slice_rows(features, start, end, rows, width))
                 torch.autograd.backward(chunk, cache[start:end].to(chunk.dtype) * scale.to(chunk.dtype))
 
     result.register_hook(replay_backward)

@@ -1,0 +1,51 @@
+"""Variants of the SimCSE configurations that isolate one cost, for bench_losses.py and profile_losses.py.
+
+``simcse-nocheck`` / ``cached-simcse-nocheck``: ``check_inputs=False``, so the difference to ``simcse`` /
+``cached-simcse`` is the per-batch empty-text check (it reads one verdict back from the device per batch).
+``simcse-two-pass``: the same loss on embeddings from two separate passes of the batch (as ST's MNRL does)
+instead of one merged pass of twice the rows, to compare the two forward layouts on the device at hand.
+"""
+
+from __future__ import annotations
+
+MINI_BATCH = 128
+
+
+def simcse_nocheck(model):
+    from st_contrast.losses import SimCSELoss
+
+    return SimCSELoss(model, temperature=0.05, check_inputs=False), lambda s: ([model.preprocess(s)], None)
+
+
+def cached_simcse_nocheck(model):
+    from st_contrast.losses import CachedSimCSELoss
+
+    loss = CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH, check_inputs=False)
+    return loss, lambda s: ([model.preprocess(s)], None)
+
+
+class _TwoPass:
+    def __init__(self, model):
+        from st_contrast.losses import SimCSELoss
+
+        self.loss = SimCSELoss(model, temperature=0.05)
+
+    def parameters(self):
+        return self.loss.parameters()
+
+    def __call__(self, features, labels):
+        model = self.loss.model
+        first = model(dict(features[0]))["sentence_embedding"]
+        second = model(dict(features[0]))["sentence_embedding"]
+        return self.loss.compute_loss_from_embeddings([first, second])
+
+
+def simcse_two_pass(model):
+    return _TwoPass(model), lambda s: ([model.preprocess(s)], None)
+
+
+FACTORIES = {
+    "simcse-nocheck": simcse_nocheck,
+    "cached-simcse-nocheck": cached_simcse_nocheck,
+    "simcse-two-pass": simcse_two_pass,
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One prepared GPU session (about 6-9 minutes on an H100): everything issue 10 and issue 8 need measured on a GPU.
+#
+#   1. gpu-base key table: backbone, ST MNRL, SimCSELoss (+ no-check and two-pass variants) at batch 64 and 512
+#   2. GradCache at batch 1024, mini-batch 128: CachedSimCSELoss vs ST CachedMNRL (+ plain SimCSELoss for memory)
+#   3. torch.profiler summaries of the key configurations (host vs device time, kernels, host-device waits)
+#   4. fairseq: seconds per update of mCLR and R-Drop vs label_smoothed_cross_entropy (transformer-base sized)
+#   5. every loss's factory at batch 64 and 512, one pass, until the time budget runs out
+#
+# Usage on the GPU machine, from the repository root (wheels for sentence-transformers 6.2, transformers 5.24 and
+# fairseq-fixed with its dependencies in .whl/, the Multi30k data-bin of quality_mclr_multi30k.py carried):
+#   OUT=/some/dir bash benchmarks/gpu_session.sh
+# On a CPU, to test the script itself:  PRESET=cpu-smoke DEVICE=cpu OUT=/tmp/gs bash benchmarks/gpu_session.sh
+# Everything lands in $OUT/gpu_session.tar.gz (refreshed after every part) and the tables in $OUT/summary.md.
+set -u
+OUT=${OUT:-/tmp/gpu-session}
+PRESET=${PRESET:-gpu-base}
+DEVICE=${DEVICE:-cuda}
+PY=${PYTHON:-python3}
+WORK=${WORK:-/tmp/stc-bench}
+RES=$OUT/results
+mkdir -p "$RES/profiles" "$WORK"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+T0=$(date +%s)
+log() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$OUT/summary.md"; }
+pack() { tar -czf "$OUT/gpu_session.tar.gz" -C "$OUT" results summary.md 2>/dev/null; }
+bench() {  # name, timeout, then bench_losses arguments
+  local name=$1 limit=$2; shift 2
+  log "part $name"
+  timeout "$limit" $PY benchmarks/bench_losses.py --preset "$PRESET" --in-process --workdir "$WORK" \
+    --output "$RES/$name.json" "$@" >"$RES/$name.md" 2>"$RES/$name.log"
+  log "part $name: exit $?"
+  cat "$RES/$name.md" >>"$OUT/summary.md"
+  pack
+}
+
+# the versions tested here (sentence-transformers, transformers) and fairseq, from wheels carried in .whl/
+if [ -d .whl ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    >"$RES/wheels_install.log" 2>&1 || log "carried wheels failed to install: running on the machine's own versions"
+  export PYTHONPATH=/tmp/site:$PYTHONPATH
+fi
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  $PY -c "import torch, transformers, sentence_transformers as st; print('torch', torch.__version__, 'transformers', transformers.__version__, 'sentence-transformers', st.__version__)"
+} >"$RES/env.txt" 2>&1
+cat "$RES/env.txt" >>"$OUT/summary.md"
+
+bench key 150 --losses backbone,mnrl,simcse,simcse-nocheck,simcse-two-pass --passes 2 ${KEY_BATCHES:+--batch-sizes $KEY_BATCHES}
+bench cached 110 --losses backbone,simcse,cached-simcse,cached-simcse-nocheck,cached-mnrl --passes 2 \
+  --batch-sizes "${CACHED_BATCH:-1024}"
+
+log "part profiles"
+timeout 80 $PY benchmarks/profile_losses.py --preset "$PRESET" --workdir "$WORK" --out "$RES/profiles" \
+  --configs "${PROFILE_CONFIGS:-backbone:64,simcse:64,mnrl:64,simcse:512,cached-simcse:1024,cached-mnrl:1024}" \
+  >"$RES/profiles.log" 2>&1
+log "part profiles: exit $?"
+grep -E "wall|Error|error" "$RES/profiles.log" >>"$OUT/summary.md"
+pack
+
+log "part fairseq"
+FAIRSEQ_ARGS=${FAIRSEQ_ARGS:---device $DEVICE --bf16 --embed-dim 512 --layers 6 --heads 8 --max-tokens 8192 --steps 10 --warmup 3}
+TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 100 $PY benchmarks/bench_fairseq_speed.py --work-dir outputs/mclr_multi30k \
+  $FAIRSEQ_ARGS --output "$RES/fairseq_speed_gpu.json" >"$RES/fairseq.log" 2>&1
+log "part fairseq: exit $?"
+tail -4 "$RES/fairseq.log" >>"$OUT/summary.md"
+pack
+
+# whatever is left of DEADLINE (seconds after the start) goes to the all-loss table
+LEFT=$((${DEADLINE:-530} - ($(date +%s) - T0)))
+if [ "$LEFT" -gt 60 ]; then
+  bench all $((LEFT - 10)) --passes 1 --steps 5 --time-budget $((LEFT - 45)) ${KEY_BATCHES:+--batch-sizes $KEY_BATCHES}
+else
+  log "no time left for the all-loss table ($LEFT s)"
+fi
+log "done"
