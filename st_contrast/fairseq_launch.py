@@ -73,8 +73,29 @@ def fairseq_argv(command: str, args: Sequence[str]) -> list[str]:
         args += ["--user-dir", user_dir()]
     module = FAIRSEQ_COMMANDS[command]
     # Run cli_main directly (not `python -m`) so that argv[0], shown in fairseq's usage, is the command.
-    bootstrap = f"import sys; sys.argv[0] = {command!r}; from {module} import cli_main; sys.exit(cli_main())"
-    return [sys.executable, "-c", bootstrap, *args]
+    return [sys.executable, "-c", _BOOTSTRAP.format(command=command, module=module), *args]
+
+
+# After fairseq's cli_main returns (checkpoints written and closed, logs flushed), leave with os._exit:
+# on a busy machine the normal interpreter teardown of fairseq-train was seen to abort ("terminate called
+# without an active exception", status -6) after a successful run, from a native thread destroyed while
+# still joinable. Nothing of fairseq's work happens in that teardown.
+_BOOTSTRAP = """\
+import logging, os, sys
+sys.argv[0] = {command!r}
+from {module} import cli_main
+try:
+    code = cli_main()
+except SystemExit as stop:
+    code = stop.code
+if code is not None and not isinstance(code, int):
+    print(code, file=sys.stderr)
+    code = 1
+logging.shutdown()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code or 0)
+"""
 
 
 def fairseq_env(base: dict[str, str] | None = None) -> dict[str, str]:
