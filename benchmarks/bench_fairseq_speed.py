@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (GPU)")
+    parser.add_argument(
+        "--order", choices=["rotate", "blocked"], default="rotate",
+        help="rotate: every batch through each criterion in turn (spreads a shared CPU's load); blocked: all "
+        "batches through one criterion, then the next (on a GPU, where switching models between updates "
+        "was seen to inflate some updates several-fold)",
+    )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "fairseq_speed.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -97,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     optimizers = {name: torch.optim.Adam(models[name].parameters(), lr=1e-4) for name in names}
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
-    for step, sample in enumerate(batches):
-        order = names[step % len(names) :] + names[: step % len(names)]
+    if args.order == "blocked":
+        schedule = [(step, sample, [name]) for name in names for step, sample in enumerate(batches)]
+    else:
+        schedule = [
+            (step, sample, names[step % len(names) :] + names[: step % len(names)])
+            for step, sample in enumerate(batches)
+        ]
+    for step, sample, order in schedule:
         for name in order:
             net, criterion, optimizer = models[name], all_criteria[name], optimizers[name]
             net.train()

@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,7 @@ def prepare(preset_name: str, name: str, batch_size: int, workdir: str) -> tuple
     def to_device(value):
         if isinstance(value, torch.Tensor):
             return value.to(device)
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):  # dicts and tokenizers' BatchEncoding
             return {k: to_device(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(to_device(v) for v in value)

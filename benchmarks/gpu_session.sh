@@ -6,6 +6,8 @@
 #   3. torch.profiler summaries of the key configurations (host vs device time, kernels, host-device waits)
 #   4. fairseq: seconds per update of mCLR and R-Drop vs label_smoothed_cross_entropy (transformer-base sized)
 #   5. every loss's factory at batch 64 and 512, one pass, until the time budget runs out
+#   (optional) compiled: the GradCache step with the encoder under torch.compile
+# PARTS picks parts (default "key cached profiles fairseq all"), e.g. PARTS="fairseq compiled".
 #
 # Usage on the GPU machine, from the repository root (wheels for sentence-transformers 6.2, transformers 5.24 and
 # fairseq-fixed with its dependencies in .whl/, the Multi30k data-bin of quality_mclr_multi30k.py carried):
@@ -46,31 +48,45 @@ fi
 } >"$RES/env.txt" 2>&1
 cat "$RES/env.txt" >>"$OUT/summary.md"
 
-bench key 150 --losses backbone,mnrl,simcse,simcse-nocheck,simcse-two-pass --passes 2 ${KEY_BATCHES:+--batch-sizes $KEY_BATCHES}
-bench cached 110 --losses backbone,simcse,cached-simcse,cached-simcse-nocheck,cached-mnrl --passes 2 \
-  --batch-sizes "${CACHED_BATCH:-1024}"
+want() { case " ${PARTS:-key cached profiles fairseq all} " in *" $1 "*) return 0 ;; esac; return 1; }
 
-log "part profiles"
-timeout 80 $PY benchmarks/profile_losses.py --preset "$PRESET" --workdir "$WORK" --out "$RES/profiles" \
-  --configs "${PROFILE_CONFIGS:-backbone:64,simcse:64,mnrl:64,simcse:512,cached-simcse:1024,cached-mnrl:1024}" \
-  >"$RES/profiles.log" 2>&1
-log "part profiles: exit $?"
-grep -E "wall|Error|error" "$RES/profiles.log" >>"$OUT/summary.md"
-pack
-
-log "part fairseq"
-FAIRSEQ_ARGS=${FAIRSEQ_ARGS:---device $DEVICE --bf16 --embed-dim 512 --layers 6 --heads 8 --max-tokens 8192 --steps 10 --warmup 3}
-TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 100 $PY benchmarks/bench_fairseq_speed.py --work-dir outputs/mclr_multi30k \
-  $FAIRSEQ_ARGS --output "$RES/fairseq_speed_gpu.json" >"$RES/fairseq.log" 2>&1
-log "part fairseq: exit $?"
-tail -4 "$RES/fairseq.log" >>"$OUT/summary.md"
-pack
-
-# whatever is left of DEADLINE (seconds after the start) goes to the all-loss table
-LEFT=$((${DEADLINE:-530} - ($(date +%s) - T0)))
-if [ "$LEFT" -gt 60 ]; then
-  bench all $((LEFT - 10)) --passes 1 --steps 5 --time-budget $((LEFT - 45)) ${KEY_BATCHES:+--batch-sizes $KEY_BATCHES}
-else
-  log "no time left for the all-loss table ($LEFT s)"
+if want key; then
+  bench key 150 --losses backbone,mnrl,simcse,simcse-nocheck,simcse-two-pass --passes 2 ${KEY_BATCHES:+--batch-sizes $KEY_BATCHES}
+fi
+if want cached; then
+  bench cached 110 --losses backbone,simcse,cached-simcse,cached-simcse-nocheck,cached-mnrl --passes 2 \
+    --batch-sizes "${CACHED_BATCH:-1024}"
+fi
+if want profiles; then
+  log "part profiles"
+  timeout "${PROFILE_LIMIT:-80}" $PY benchmarks/profile_losses.py --preset "$PRESET" --workdir "$WORK" \
+    --out "$RES/profiles" --steps "${PROFILE_STEPS:-3}" \
+    --configs "${PROFILE_CONFIGS:-backbone:64,simcse:64,mnrl:64,simcse:512,cached-simcse:1024,cached-mnrl:1024}" \
+    >"$RES/profiles.log" 2>&1
+  log "part profiles: exit $?"
+  grep -E "wall|Error|error" "$RES/profiles.log" >>"$OUT/summary.md"
+  pack
+fi
+if want fairseq; then
+  log "part fairseq"
+  FAIRSEQ_ARGS=${FAIRSEQ_ARGS:---device $DEVICE --bf16 --embed-dim 512 --layers 6 --heads 8 --max-tokens 8192 --steps 20 --warmup 5 --order blocked}
+  TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 100 $PY benchmarks/bench_fairseq_speed.py \
+    --work-dir outputs/mclr_multi30k $FAIRSEQ_ARGS --output "$RES/fairseq_speed_gpu.json" >"$RES/fairseq.log" 2>&1
+  log "part fairseq: exit $?"
+  tail -4 "$RES/fairseq.log" >>"$OUT/summary.md"
+  pack
+fi
+if want compiled; then  # torch.compile'd encoder: is the GradCache step's launch overhead the gap?
+  bench compiled "${COMPILED_LIMIT:-200}" --losses backbone,simcse,cached-simcse,cached-mnrl,cached-simcse-compiled \
+    --passes 1 --batch-sizes "${CACHED_BATCH:-1024}"
+fi
+if want all; then
+  # whatever is left of DEADLINE (seconds after the start) goes to the all-loss table
+  LEFT=$((${DEADLINE:-530} - ($(date +%s) - T0)))
+  if [ "$LEFT" -gt 60 ]; then
+    bench all $((LEFT - 10)) --passes 1 --steps 5 --time-budget $((LEFT - 45)) ${KEY_BATCHES:+--batch-sizes $KEY_BATCHES}
+  else
+    log "no time left for the all-loss table ($LEFT s)"
+  fi
 fi
 log "done"

@@ -2,6 +2,8 @@
 
 ``simcse-nocheck`` / ``cached-simcse-nocheck``: ``check_inputs=False``, so the difference to ``simcse`` /
 ``cached-simcse`` is the per-batch empty-text check (it reads one verdict back from the device per batch).
+``simcse-compiled`` / ``cached-simcse-compiled``: the encoder wrapped in ``torch.compile`` (fewer, fused
+kernels: the cure for a step bound by kernel-launch overhead); warm-up steps absorb the compilation.
 ``simcse-two-pass``: the same loss on embeddings from two separate passes of the batch (as ST's MNRL does)
 instead of one merged pass of twice the rows, to compare the two forward layouts on the device at hand.
 """
@@ -44,7 +46,42 @@ def simcse_two_pass(model):
     return _TwoPass(model), lambda s: ([model.preprocess(s)], None)
 
 
+def _compile_encoder(model):
+    """Compile the Hugging Face encoder inside the SentenceTransformer (inductor, dynamic sequence length).
+
+    ``fallback_random`` makes dropout use the eager random generator, so GradCache's replay of each
+    mini-batch's random state still reproduces the first pass's dropout masks exactly.
+    """
+    import torch
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    encoder = model[0].auto_model  # sentence-transformers calls the encoder's forward directly
+    encoder.forward = torch.compile(encoder.forward, dynamic=True)
+
+
+def cached_simcse_compiled(model):
+    _compile_encoder(model)
+    return cached_simcse(model)
+
+
+def cached_simcse(model):
+    from st_contrast.losses import CachedSimCSELoss
+
+    loss = CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH)
+    return loss, lambda s: ([model.preprocess(s)], None)
+
+
+def simcse_compiled(model):
+    from st_contrast.losses import SimCSELoss
+
+    _compile_encoder(model)
+    return SimCSELoss(model, temperature=0.05), lambda s: ([model.preprocess(s)], None)
+
+
 FACTORIES = {
+    "cached-simcse-compiled": cached_simcse_compiled,
+    "simcse-compiled": simcse_compiled,
     "simcse-nocheck": simcse_nocheck,
     "cached-simcse-nocheck": cached_simcse_nocheck,
     "simcse-two-pass": simcse_two_pass,
