@@ -4,7 +4,8 @@
    state (so dropout can be replayed).
 2. Compute the loss on the (detached) embeddings and its gradient with respect to them: the cache.
 3. During the caller's ``loss.backward()``, re-embed each mini-batch with autograd under its replayed
-   random state and back-propagate the cached gradient slice through it.
+   random state and the first pass's autocast settings, and back-propagate the cached gradient slice
+   through it.
 
 Activation memory is that of one mini-batch; the extra work is one forward pass without autograd. The
 re-forward happens inside a backward hook on the returned loss, so ``loss.backward()`` in the Trainer,
@@ -15,7 +16,7 @@ AMP loss scaling) applied to the cached gradients.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -80,6 +81,32 @@ def chunk_widths(features: dict[str, Any], ranges: list[tuple[int, int]]) -> lis
     return [full if padded_last else int(longest) for longest, padded_last in summary]
 
 
+class AutocastState:
+    """The autocast (mixed precision) settings in force during the first pass, to re-enter in the second.
+
+    The second pass runs inside ``loss.backward()``, which callers (the Trainer with ``bf16=True``/``fp16=True``,
+    a plain AMP loop) run outside their ``autocast`` block. Without restoring it, the re-embedding would run in
+    float32 while the cached gradients came from reduced-precision embeddings: slower, and not the gradient
+    of the loss that was computed (torch.utils.checkpoint restores autocast for the same reason).
+    """
+
+    def __init__(self, devices: list[torch.device]) -> None:
+        types = sorted({"cpu", *(d.type for d in devices)})
+        self.states = [
+            (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)) for kind in types
+        ]
+        self.cache_enabled = torch.is_autocast_cache_enabled()
+
+    @contextmanager
+    def replay(self):
+        with ExitStack() as stack:
+            for kind, enabled, dtype in self.states:
+                stack.enter_context(
+                    torch.autocast(device_type=kind, dtype=dtype, enabled=enabled, cache_enabled=self.cache_enabled)
+                )
+            yield
+
+
 class RandomState:
     """CPU and (when used) CUDA random states, to replay dropout masks exactly."""
 
@@ -132,6 +159,7 @@ def cached_loss(
     embeddings, states, ranges, widths = embed_without_grad(encode, features, mini_batch_size, devices)
     if not torch.is_grad_enabled():
         return loss_fn(embeddings)
+    autocast = AutocastState(devices)
     embeddings = embeddings.detach().requires_grad_(True)
     with torch.enable_grad():
         value = loss_fn(embeddings)
@@ -141,7 +169,7 @@ def cached_loss(
 
     def replay_backward(upstream: Tensor) -> None:
         scale = upstream.detach()
-        with torch.enable_grad():
+        with torch.enable_grad(), autocast.replay():
             for (start, end), state, width in zip(ranges, states, widths):
                 with state.replay():
                     chunk = encode(slice_rows(features, start, end, rows, width))

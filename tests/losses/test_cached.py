@@ -145,3 +145,47 @@ def test_trainer_two_steps_trains_the_mlp_head(tiny_model, sentences, tmp_path):
     changed = fit_two_steps(tiny_model, loss, [InputExample(texts=[s, s]) for s in sentences])
     assert any(n.startswith("model.") for n in changed)
     assert loss.get_config_dict()["mini_batch_size"] == 3 and "gao2021gradcache" in loss.citation
+
+
+def test_second_pass_reenters_the_callers_autocast(tiny_model, sentences):
+    """The Trainer (bf16/fp16) and AMP loops call backward() outside autocast: the re-embedding in the
+    backward hook must still run under the first pass's autocast, or its embeddings (and so the gradients)
+    are not those the loss was computed from, and it runs in float32 on a GPU."""
+    tiny_model.eval()
+    loss = CachedSimCSELoss(tiny_model, mini_batch_size=3)
+    seen = []
+    encode = loss._encode
+
+    def recording(features):
+        seen.append((torch.is_grad_enabled(), torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return encode(features)
+
+    loss._encode = recording
+    features = _columns(tiny_model, sentences, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = loss([dict(f) for f in features], None)
+    value.backward()  # outside autocast, as the Trainer does
+    first = [s for s in seen if not s[0]]
+    second = [s for s in seen if s[0]]
+    assert first and len(second) == len(first)
+    assert all(s[1:] == (True, torch.bfloat16) for s in first + second), seen
+    assert not torch.is_autocast_enabled("cpu"), "the caller's autocast state must be restored afterwards"
+
+
+def test_gradients_under_autocast_match_uncached(tiny_model, sentences):
+    tiny_model.eval()
+    features = _columns(tiny_model, sentences, 1)
+
+    def run(loss):
+        tiny_model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            value = loss([dict(f) for f in features], None)
+        value.backward()
+        return value.detach(), _grads(tiny_model)
+
+    reference = run(SimCSELoss(tiny_model))
+    cached = run(CachedSimCSELoss(tiny_model, mini_batch_size=2 * len(sentences)))
+    torch.testing.assert_close(cached[0], reference[0], atol=1e-6, rtol=1e-6)
+    assert sum(g.abs().sum() for g in reference[1].values()) > 0
+    for name, grad in reference[1].items():
+        torch.testing.assert_close(cached[1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
