@@ -34,7 +34,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 from fairseq.logging import metrics
 from torch import Tensor
 
-from st_contrast.losses.functional import symmetric_kl_from_log_probs
+from st_contrast.losses.functional import paired_symmetric_kl
 
 from .._registry import register_criterion_once
 
@@ -108,13 +108,10 @@ class RDropLabelSmoothedCrossEntropy(LabelSmoothedCrossEntropyCriterion):
             ce, nll = label_smoothed_nll_loss(
                 lprobs.reshape(-1, lprobs.size(-1)), both.reshape(-1), self.eps, ignore_index=self.padding_idx
             )  # summed over both copies
-            # the KL only over real target tokens: selecting them first skips the padded positions'
-            # vocabulary-sized element-wise work
-            keep = tgt.ne(self.padding_idx).reshape(-1).nonzero().squeeze(1)
+            # one view of both copies' log-probabilities (no copy), pad positions masked out
             vocab = lprobs.size(-1)
-            p = lprobs[:nsentences].reshape(-1, vocab).index_select(0, keep)
-            q = lprobs[nsentences:].reshape(-1, vocab).index_select(0, keep)
-            kl = symmetric_kl_from_log_probs(p, q, reduction="sum")
+            pair = lprobs.reshape(2, -1, vocab)
+            kl = paired_symmetric_kl(pair, tgt.ne(self.padding_idx).reshape(-1), reduction="sum")
             if not self.rdrop_summed_ce:
                 ce = 0.5 * ce
             loss = ce + self.rdrop_alpha * kl.to(ce.dtype)
