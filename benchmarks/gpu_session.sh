@@ -69,7 +69,7 @@ if want profiles; then
 fi
 if want fairseq; then
   log "part fairseq"
-  FAIRSEQ_ARGS=${FAIRSEQ_ARGS:---device $DEVICE --bf16 --embed-dim 512 --layers 6 --heads 8 --max-tokens 8192 --steps 20 --warmup 5 --order blocked}
+  FAIRSEQ_ARGS=${FAIRSEQ_ARGS:---device $DEVICE --bf16 --embed-dim 512 --layers 6 --heads 8 --max-tokens 8192 --steps 20 --warmup 2 --order blocked --warm-all-shapes}
   TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 timeout 100 $PY benchmarks/bench_fairseq_speed.py \
     --work-dir outputs/mclr_multi30k $FAIRSEQ_ARGS --output "$RES/fairseq_speed_gpu.json" >"$RES/fairseq.log" 2>&1
   log "part fairseq: exit $?"
