@@ -8,6 +8,7 @@
   respect to the word embeddings, and an adversarial pass (about 3 forward-backward equivalents).
 * ``supcon-ood-rdrop``: the same with ``rdrop_alpha=1`` (the clean pass covers the doubled batch).
 * ``rdrop``: :class:`RDropLoss` (one forward over the doubled batch).
+* ``cached-supcon``: :class:`CachedSupConLoss` with ``dropout_views=True``, mini-batch 128.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def _labels(n: int):
 
 def _factory(kind: str, **kwargs: Any) -> Callable:
     def make(model) -> tuple[Any, Callable]:
-        from st_contrast.losses import RDropLoss, SupConLoss, SupConOODLoss
+        from st_contrast.losses import CachedSupConLoss, RDropLoss, SupConLoss, SupConOODLoss
 
         if kind == "supcon":
             loss = SupConLoss(model, dropout_views=True, **kwargs)
+        elif kind == "cached-supcon":
+            loss = CachedSupConLoss(model, dropout_views=True, mini_batch_size=128, **kwargs)
         elif kind == "ood":
             loss = SupConOODLoss(model, num_labels=NUM_LABELS, **kwargs)
         else:
@@ -45,6 +48,7 @@ def _factory(kind: str, **kwargs: Any) -> Callable:
 
 FACTORIES = {
     "supcon": _factory("supcon"),
+    "cached-supcon": _factory("cached-supcon"),
     "supcon-ood-ce": _factory("ood", scl_weight=0.0),
     "supcon-ood": _factory("ood"),
     "supcon-ood-rdrop": _factory("ood", rdrop_alpha=1.0),

@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "RDropLoss": "rdrop",
     "CILLoss": "cil",
     "CachedSimCSELoss": "cached",
+    "CachedSupConLoss": "cached",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,4 +1,8 @@
-"""Memory-bounded (GradCache) forms of the in-batch contrastive losses."""
+"""Memory-bounded (GradCache) forms of the in-batch contrastive losses.
+
+:class:`CachedSimCSELoss` and :class:`CachedSupConLoss`. DeCLUTR's cached form is not built: its MLM term
+needs the token-level outputs of the anchors' pass, which GradCache's embedding-only cache does not keep.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from . import functional
 from ._common import check_no_labels, check_texts, merge_features
 from ._gradcache import cached_loss, count_rows
 from .simcse import ProjectionMode, SimCSELoss
+from .supcon import SupConLoss, Variant, check_class_labels
 
 
 class CachedSimCSELoss(SimCSELoss):
@@ -113,6 +118,97 @@ class CachedSimCSELoss(SimCSELoss):
                 hard_negative_weight=self.hard_negative_weight,
                 gather_across_devices=self.gather_across_devices,
             )
+
+        devices = list({p.device for p in self.model.parameters()})
+        return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
+
+    @property
+    def citation(self) -> str:
+        return super().citation + """
+@inproceedings{gao2021gradcache,
+    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
+    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
+    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
+    year = "2021",
+    url = "https://arxiv.org/abs/2101.06983",
+}
+"""
+
+
+class CachedSupConLoss(SupConLoss):
+    def __init__(
+        self,
+        model: nn.Module,
+        temperature: float = 0.1,
+        variant: Variant = "khosla",
+        dropout_views: bool = False,
+        mini_batch_size: int = 64,
+        check_inputs: bool = True,
+    ) -> None:
+        """:class:`SupConLoss` with GradCache: the same loss and gradients, activation memory of one mini-batch.
+
+        Supervised contrastive learning gets more positives per anchor, and more negatives, from larger
+        batches. As in :class:`CachedSimCSELoss`, the batch is embedded mini-batch by mini-batch without
+        autograd, the loss's gradient with respect to the embeddings is cached, and each mini-batch is
+        re-embedded with autograd during ``loss.backward()`` under its replayed random state (so the dropout
+        views of ``dropout_views=True`` are the same in both passes) and the first pass's autocast.
+
+        Args:
+            model: the SentenceTransformer to train.
+            temperature: ``τ`` (0.1).
+            variant: ``"khosla"`` or ``"zeng"`` (see :class:`SupConLoss`).
+            dropout_views: encode a single text column twice, as :class:`SupConLoss` does.
+            mini_batch_size: rows embedded at once; all views are embedded as one flattened batch chunked by
+                this size. It changes memory and speed, not the loss.
+            check_inputs: check each batch for empty texts.
+
+        References:
+            - Khosla et al. Supervised Contrastive Learning. NeurIPS 2020. https://arxiv.org/abs/2004.11362
+            - Gao, Zhang, Han, Callan. Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup.
+              RepL4NLP 2021. https://arxiv.org/abs/2101.06983
+
+        Inputs: as :class:`SupConLoss` (one text column, or two views, and an integer class label).
+
+        Relations:
+            - Gives the loss and gradients of :class:`SupConLoss` on the same batch (tested with dropout off
+              for any mini-batch size, and with dropout when one mini-batch covers the batch).
+        """
+        super().__init__(
+            model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
+        )
+        if not isinstance(mini_batch_size, int) or mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+        self.mini_batch_size = mini_batch_size
+
+    def _encode(self, features: dict[str, Any]) -> Tensor:
+        return self.model(features)["sentence_embedding"]
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) not in (1, 2):
+            raise ValueError(
+                f"CachedSupConLoss expects 1 text column (sentence) or 2 (sentence, second view) plus a label, got "
+                f"{len(sentence_features)} text columns. Drop the extra columns from the dataset."
+            )
+        check_texts(self, sentence_features, "CachedSupConLoss")
+        columns = sentence_features * 2 if len(sentence_features) == 1 and self.dropout_views else sentence_features
+        merged = merge_features(columns)
+        if merged is None:
+            raise ValueError(
+                "CachedSupConLoss needs columns with the same kind of features (the same keys); got columns that "
+                "cannot be batched together"
+            )
+        n_columns = len(columns)
+        batch = count_rows(merged) // n_columns
+        # fail on bad labels before the embedding pass, not after it
+        check_class_labels(labels, batch, "CachedSupConLoss", need_two_classes=True)
+
+        def loss_from_embeddings(embeddings: Tensor) -> Tensor:
+            views = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
+            return self.compute_loss_from_embeddings(views, labels)
 
         devices = list({p.device for p in self.model.parameters()})
         return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)

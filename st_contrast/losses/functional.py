@@ -664,7 +664,9 @@ def symmetric_kl_from_log_probs(
     already one tensor (a doubled batch), :func:`paired_symmetric_kl` avoids stacking them.
     """
     if log_p.shape != log_q.shape:
-        raise ValueError(f"log_p and log_q must have the same shape, got {tuple(log_p.shape)} and {tuple(log_q.shape)}")
+        raise ValueError(
+            f"log_p and log_q must have the same shape, got {tuple(log_p.shape)} and {tuple(log_q.shape)}"
+        )
     return paired_symmetric_kl(torch.stack([log_p, log_q]), mask, reduction)
 
 

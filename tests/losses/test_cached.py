@@ -189,3 +189,90 @@ def test_gradients_under_autocast_match_uncached(tiny_model, sentences):
     assert sum(g.abs().sum() for g in reference[1].values()) > 0
     for name, grad in reference[1].items():
         torch.testing.assert_close(cached[1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# CachedSupConLoss
+# ---------------------------------------------------------------------------------------------
+
+SUPCON_LABELS = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("variant", "n_columns", "dropout_views"),
+    [("khosla", 1, False), ("khosla", 1, True), ("khosla", 2, False), ("zeng", 2, False), ("zeng", 1, True)],
+)
+def test_cached_supcon_exact_gradients_without_dropout_any_mini_batch(
+    tiny_model, sentences, variant, n_columns, dropout_views
+):
+    from st_contrast.losses import CachedSupConLoss, SupConLoss
+
+    tiny_model.eval()
+    features = _columns(tiny_model, sentences, n_columns)
+    labels = SUPCON_LABELS[: len(sentences)]
+
+    def run(loss):
+        tiny_model.zero_grad(set_to_none=True)
+        value = loss([dict(f) for f in features], labels)
+        value.backward()
+        return value.detach(), _grads(tiny_model)
+
+    kwargs = dict(variant=variant, dropout_views=dropout_views, temperature=0.2)
+    reference = run(SupConLoss(tiny_model, **kwargs))
+    cached_loss = CachedSupConLoss(tiny_model, mini_batch_size=3, **kwargs)
+    cached = run(cached_loss)
+    _assert_same(reference, cached)
+    assert cached_loss.total_anchors == len(sentences) * (2 if dropout_views or n_columns == 2 else 1)
+
+
+def test_cached_supcon_exact_gradients_with_dropout_views(tiny_model, sentences):
+    from st_contrast.losses import CachedSupConLoss, SupConLoss
+
+    tiny_model.train()
+    features = _columns(tiny_model, sentences, 1)
+    labels = SUPCON_LABELS[: len(sentences)]
+
+    def run(loss):
+        torch.manual_seed(5)
+        tiny_model.zero_grad(set_to_none=True)
+        value = loss([dict(f) for f in features], labels)
+        value.backward()
+        return value.detach(), _grads(tiny_model)
+
+    reference = run(SupConLoss(tiny_model, dropout_views=True))
+    cached = run(CachedSupConLoss(tiny_model, dropout_views=True, mini_batch_size=2 * len(sentences)))
+    _assert_same(reference, cached)
+
+
+def test_cached_supcon_label_errors_come_before_any_encoding(tiny_model, sentences):
+    from st_contrast.losses import CachedSupConLoss
+
+    loss = CachedSupConLoss(tiny_model, mini_batch_size=3)
+    calls = []
+    loss._encode = lambda features: calls.append(1)
+    features = [tiny_model.preprocess(sentences)]
+    with pytest.raises(ValueError, match="same label"):
+        loss(features, torch.zeros(len(sentences), dtype=torch.long))
+    with pytest.raises(ValueError, match="label"):
+        loss(features, None)
+    assert calls == []
+    with pytest.raises(ValueError, match="mini_batch_size must be a positive integer"):
+        CachedSupConLoss(tiny_model, mini_batch_size=-1)
+    with pytest.raises(ValueError, match="1 text column"):
+        loss(features * 3, SUPCON_LABELS[: len(sentences)])
+
+
+def test_cached_supcon_fit_and_trainer_two_steps(tiny_model_mean, sentences, tmp_path):
+    from datasets import Dataset
+    from sentence_transformers import InputExample
+
+    from st_contrast.losses import CachedSupConLoss
+    from tests.training import fit_two_steps, trainer_two_steps
+
+    labels = [0, 1, 2, 3, 0, 1, 2, 3]
+    loss = CachedSupConLoss(tiny_model_mean, dropout_views=True, mini_batch_size=3)
+    examples = [InputExample(texts=[s], label=y) for s, y in zip(sentences, labels)]
+    assert any(n.startswith("model.0.") for n in fit_two_steps(tiny_model_mean, loss, examples))
+    dataset = Dataset.from_dict({"sentence": sentences, "label": labels})
+    assert any(n.startswith("model.0.") for n in trainer_two_steps(tiny_model_mean, loss, dataset, tmp_path))
+    assert loss.get_config_dict()["mini_batch_size"] == 3 and "gao2021gradcache" in loss.citation
