@@ -1,6 +1,7 @@
 """DeCLUTR for ``benchmarks/bench_losses.py``, and a standalone interleaved step-time comparison with SimCSE.
 
-As a factory module (loaded by the harness): ``FACTORIES = {"declutr": ..., "declutr-no-mlm": ...}``. The
+As a factory module (loaded by the harness): ``FACTORIES = {"declutr": ..., "declutr-no-mlm": ...,
+"cached-declutr": ...}`` (the last is :class:`CachedDeCLUTRLoss`, mini-batch 128). The
 harness hands ``make_batch`` ``B`` sentences; they are joined into ``max(1, B // 3)`` documents, each cut into
 2 anchors x 2 positives (spans up to ``max_seq_length − 2`` words), so a step encodes ``2B`` sequences like
 SimCSE's two views of ``B`` sentences.
@@ -47,11 +48,11 @@ def _documents(sentences: list[str], count: int, min_words: int) -> list[str]:
     return documents
 
 
-def declutr(model, **kwargs) -> tuple[Any, Callable]:
+def declutr(model, cached: bool = False, **kwargs) -> tuple[Any, Callable]:
     from st_contrast.data.declutr import DeCLUTRSpanSampler
-    from st_contrast.losses import DeCLUTRLoss
+    from st_contrast.losses import CachedDeCLUTRLoss, DeCLUTRLoss
 
-    loss = DeCLUTRLoss(model, **kwargs)
+    loss = CachedDeCLUTRLoss(model, mini_batch_size=128, **kwargs) if cached else DeCLUTRLoss(model, **kwargs)
     max_span = max(2, int(getattr(model, "max_seq_length", 32)) - 2)
     sampler = DeCLUTRSpanSampler(min_span=max(1, max_span // 4), max_span=max_span, seed=0)
 
@@ -67,7 +68,13 @@ def declutr_no_mlm(model) -> tuple[Any, Callable]:
     return declutr(model, mlm_weight=0.0)
 
 
-FACTORIES: dict[str, Callable] = {"declutr": declutr, "declutr-no-mlm": declutr_no_mlm}
+def cached_declutr(model) -> tuple[Any, Callable]:
+    return declutr(model, cached=True)
+
+
+FACTORIES: dict[str, Callable] = {
+    "declutr": declutr, "declutr-no-mlm": declutr_no_mlm, "cached-declutr": cached_declutr,
+}
 
 
 # ---------------------------------------------------------------------------------------------

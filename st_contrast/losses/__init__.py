@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "CILLoss": "cil",
     "CachedSimCSELoss": "cached",
     "CachedSupConLoss": "cached",
+    "CachedDeCLUTRLoss": "cached",
 }
 
 __all__ = sorted(_LAZY)

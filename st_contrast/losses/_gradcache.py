@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-Encode = Callable[[dict[str, Any]], Tensor]
+Encode = Callable[[dict[str, Any]], "Tensor | tuple[Tensor, Tensor]"]
 
 
 def count_rows(features: dict[str, Any]) -> int:
@@ -128,19 +128,30 @@ def chunk_ranges(rows: int, mini_batch_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + mini_batch_size, rows)) for start in range(0, rows, mini_batch_size)]
 
 
+def _split(output: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+    if isinstance(output, tuple):
+        return output[0], output[1]
+    return output, None
+
+
 def embed_without_grad(
     encode: Encode, features: dict[str, Any], mini_batch_size: int, devices: list[torch.device]
-) -> tuple[Tensor, list[RandomState], list[tuple[int, int]], list[int]]:
-    """Step 1: all embeddings (no autograd), the random state before each mini-batch, the chunks and widths."""
+) -> tuple[Tensor, Tensor | None, list[RandomState], list[tuple[int, int]], list[int]]:
+    """Step 1: all embeddings (no autograd), the summed auxiliary term (or ``None``), the random state before
+    each mini-batch, the chunks and their widths."""
     rows = count_rows(features)
     ranges = chunk_ranges(rows, mini_batch_size)
     widths = chunk_widths(features, ranges)
-    states, outputs = [], []
+    states, outputs, aux_terms = [], [], []
     with torch.no_grad():
         for (start, end), width in zip(ranges, widths):
             states.append(RandomState(devices))
-            outputs.append(encode(slice_rows(features, start, end, rows, width)))
-    return torch.cat(outputs, dim=0), states, ranges, widths
+            embedding, aux = _split(encode(slice_rows(features, start, end, rows, width)))
+            outputs.append(embedding)
+            if aux is not None:
+                aux_terms.append(aux.float())
+    aux_total = torch.stack(aux_terms).sum() if aux_terms else None
+    return torch.cat(outputs, dim=0), aux_total, states, ranges, widths
 
 
 def cached_loss(
@@ -149,22 +160,33 @@ def cached_loss(
     features: dict[str, Any],
     mini_batch_size: int,
     devices: list[torch.device],
+    aux_weight: float = 1.0,
+    parts: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """Steps 1-3 in one call: the loss value, whose backward re-embeds and back-propagates by mini-batch.
 
-    ``loss_fn`` maps the full ``(rows, dim)`` embedding matrix to a scalar loss. The returned tensor is a
-    leaf that carries the loss value; its backward hook does step 3. Without autograd (evaluation) the
-    loss is computed from the step-1 embeddings only.
+    ``loss_fn`` maps the full ``(rows, dim)`` embedding matrix to a scalar loss. ``encode`` returns a
+    mini-batch's embeddings, or ``(embeddings, aux)`` where ``aux`` is a scalar that adds up over
+    mini-batches (e.g. a summed token-level MLM loss): the loss is then ``loss_fn(E) + aux_weight · Σ aux``,
+    and the second pass back-propagates each mini-batch's ``aux`` with it. The returned tensor is a leaf
+    that carries the loss value; its backward hook does step 3. Without autograd (evaluation) the loss is
+    computed from the step-1 outputs only. ``parts``, when given, receives the detached ``"embedding"``
+    (``loss_fn``'s) and ``"aux"`` (weighted) terms.
     """
-    embeddings, states, ranges, widths = embed_without_grad(encode, features, mini_batch_size, devices)
+    embeddings, aux_total, states, ranges, widths = embed_without_grad(encode, features, mini_batch_size, devices)
+    aux_value = aux_weight * aux_total if aux_total is not None else None
     if not torch.is_grad_enabled():
-        return loss_fn(embeddings)
+        value = loss_fn(embeddings)
+        _record(parts, value, aux_value)
+        return value + aux_value.to(value.dtype) if aux_value is not None else value
     autocast = AutocastState(devices)
     embeddings = embeddings.detach().requires_grad_(True)
     with torch.enable_grad():
         value = loss_fn(embeddings)
         (cache,) = torch.autograd.grad(value, embeddings)
-    result = value.detach().requires_grad_(True)
+    _record(parts, value, aux_value)
+    total = value.detach() + aux_value.to(value.dtype) if aux_value is not None else value.detach()
+    result = total.requires_grad_(True)
     rows = count_rows(features)
 
     def replay_backward(upstream: Tensor) -> None:
@@ -172,8 +194,19 @@ def cached_loss(
         with torch.enable_grad(), autocast.replay():
             for (start, end), state, width in zip(ranges, states, widths):
                 with state.replay():
-                    chunk = encode(slice_rows(features, start, end, rows, width))
-                torch.autograd.backward(chunk, cache[start:end].to(chunk.dtype) * scale.to(chunk.dtype))
+                    chunk, aux = _split(encode(slice_rows(features, start, end, rows, width)))
+                outputs, grads = [chunk], [cache[start:end].to(chunk.dtype) * scale.to(chunk.dtype)]
+                if aux is not None:
+                    outputs.append(aux)
+                    grads.append((aux_weight * scale).to(aux.dtype).reshape(aux.shape))
+                torch.autograd.backward(outputs, grads)
 
     result.register_hook(replay_backward)
     return result
+
+
+def _record(parts: dict[str, Tensor] | None, value: Tensor, aux_value: Tensor | None) -> None:
+    if parts is not None:
+        parts["embedding"] = value.detach()
+        if aux_value is not None:
+            parts["aux"] = aux_value.detach()

@@ -1,7 +1,7 @@
 """Memory-bounded (GradCache) forms of the in-batch contrastive losses.
 
-:class:`CachedSimCSELoss` and :class:`CachedSupConLoss`. DeCLUTR's cached form is not built: its MLM term
-needs the token-level outputs of the anchors' pass, which GradCache's embedding-only cache does not keep.
+:class:`CachedSimCSELoss`, :class:`CachedSupConLoss` and :class:`CachedDeCLUTRLoss` (whose token-level MLM term
+is computed per mini-batch in both passes and back-propagated with the cached embedding gradients).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from torch import Tensor, nn
 from . import functional
 from ._common import check_no_labels, check_texts, merge_features
 from ._gradcache import cached_loss, count_rows
+from .declutr import DeCLUTRLoss
+from .heads import hf_encoder, mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
 from .supcon import SupConLoss, Variant, check_class_labels
 
@@ -212,6 +214,143 @@ class CachedSupConLoss(SupConLoss):
 
         devices = list({p.device for p in self.model.parameters()})
         return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
+
+    @property
+    def citation(self) -> str:
+        return super().citation + """
+@inproceedings{gao2021gradcache,
+    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
+    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
+    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
+    year = "2021",
+    url = "https://arxiv.org/abs/2101.06983",
+}
+"""
+
+
+_MLM_LABELS = "st_contrast_mlm_labels"
+
+
+class CachedDeCLUTRLoss(DeCLUTRLoss):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_anchors: int = 2,
+        num_positives: int = 2,
+        temperature: float = 0.05,
+        mlm_weight: float = 1.0,
+        mlm_probability: float = 0.15,
+        gather_across_devices: bool = False,
+        load_pretrained_mlm_head: bool = True,
+        mini_batch_size: int = 64,
+        check_inputs: bool = True,
+    ) -> None:
+        """:class:`DeCLUTRLoss` with GradCache: the same loss and gradients, activation memory of one mini-batch.
+
+        All anchor and positive spans are embedded as one flattened batch, chunked by ``mini_batch_size``.
+        The anchors are masked for MLM once, before the first pass; each mini-batch's summed MLM loss is
+        computed in both passes (the first gives the loss value, the second back-propagates it together with
+        the mini-batch's slice of the cached embedding gradient), so MLM needs no more memory than the
+        contrastive term. Random state and autocast are replayed as in :class:`CachedSimCSELoss`.
+
+        Args:
+            model, num_anchors, num_positives, temperature, mlm_weight, mlm_probability, gather_across_devices,
+            load_pretrained_mlm_head, check_inputs: as :class:`DeCLUTRLoss`.
+            mini_batch_size: rows embedded at once. It changes memory and speed, not the loss.
+
+        The per-term values of the last batch are in :attr:`last_components` (``return_components`` is not
+        offered: the cached loss is one tensor whose backward does the second pass).
+
+        References:
+            - Giorgi, Nitski, Wang, Bader. DeCLUTR. ACL 2021. https://arxiv.org/abs/2006.03659
+            - Gao, Zhang, Han, Callan. Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup.
+              RepL4NLP 2021. https://arxiv.org/abs/2101.06983
+
+        Relations:
+            - Gives the loss and gradients of :class:`DeCLUTRLoss` on the same batch and seed (tested with
+              dropout off, with and without MLM, for any mini-batch size).
+        """
+        super().__init__(
+            model,
+            num_anchors=num_anchors,
+            num_positives=num_positives,
+            temperature=temperature,
+            mlm_weight=mlm_weight,
+            mlm_probability=mlm_probability,
+            gather_across_devices=gather_across_devices,
+            load_pretrained_mlm_head=load_pretrained_mlm_head,
+            return_components=False,
+            check_inputs=check_inputs,
+        )
+        if not isinstance(mini_batch_size, int) or mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+        self.mini_batch_size = mini_batch_size
+
+    def _encode(self, features: dict[str, Any]) -> Tensor | tuple[Tensor, Tensor]:
+        features = dict(features)
+        mlm_labels = features.pop(_MLM_LABELS, None)
+        output = self.model(features)
+        embedding = output["sentence_embedding"]
+        if mlm_labels is None:
+            return embedding
+        picked = mlm_labels != -100
+        weight = hf_encoder(self.model).get_input_embeddings().weight
+        logits = self.mlm_head(output["token_embeddings"][picked], weight)
+        return embedding, nn.functional.cross_entropy(logits.float(), mlm_labels[picked], reduction="sum")
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) != self.num_columns:
+            raise ValueError(
+                f"CachedDeCLUTRLoss(num_anchors={self.num_anchors}, num_positives={self.num_positives}) expects "
+                f"{self.num_columns} text columns (anchor_0..anchor_{self.num_anchors - 1}, then the positives of "
+                f"each anchor in turn), got {len(sentence_features)}. Build the dataset with a DeCLUTRSpanSampler of "
+                "the same num_anchors and num_positives."
+            )
+        check_no_labels(labels, "CachedDeCLUTRLoss")
+        check_texts(self, sentence_features, "CachedDeCLUTRLoss")
+        anchors = merge_features(sentence_features[: self.num_anchors])
+        merged = merge_features([anchors, *sentence_features[self.num_anchors :]]) if anchors is not None else None
+        if merged is None:
+            raise ValueError(
+                "CachedDeCLUTRLoss needs columns with the same kind of features (the same keys); got columns that "
+                "cannot be batched together"
+            )
+        anchor_rows = count_rows(anchors)
+        aux_weight = 0.0
+        if self.mlm_head is not None:
+            ids = self._mlm_ids
+            masked, anchor_labels = mask_tokens(
+                anchors["input_ids"], anchors["attention_mask"], ids["mask_token_id"], ids["vocab_size"],
+                ids["special_ids"], self.mlm_probability,
+            )  # fmt: skip
+            input_ids = merged["input_ids"].clone()
+            input_ids[:anchor_rows, : masked.shape[1]] = masked
+            mlm_labels = torch.full_like(input_ids, -100)
+            mlm_labels[:anchor_rows, : anchor_labels.shape[1]] = anchor_labels
+            merged = {**merged, "input_ids": input_ids, _MLM_LABELS: mlm_labels}
+            # the MLM loss is the mean over the batch's masked tokens: each mini-batch adds its sum / count
+            aux_weight = self.mlm_weight / anchor_labels.ne(-100).sum().clamp(min=1)
+        batch = anchor_rows // self.num_anchors
+        n_columns = self.num_columns
+
+        def loss_from_embeddings(embeddings: Tensor) -> Tensor:
+            columns = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
+            return self.compute_loss_from_embeddings(columns)
+
+        devices = list({p.device for p in self.model.parameters()})
+        parts: dict[str, Tensor] = {}
+        value = cached_loss(
+            loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices, aux_weight=aux_weight,
+            parts=parts,
+        )  # fmt: skip
+        self.last_components = {"contrastive": parts["embedding"]}
+        if "aux" in parts:
+            self.last_components["mlm"] = parts["aux"]
+        return value
 
     def get_config_dict(self) -> dict[str, Any]:
         return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}

@@ -276,3 +276,75 @@ def test_cached_supcon_fit_and_trainer_two_steps(tiny_model_mean, sentences, tmp
     dataset = Dataset.from_dict({"sentence": sentences, "label": labels})
     assert any(n.startswith("model.0.") for n in trainer_two_steps(tiny_model_mean, loss, dataset, tmp_path))
     assert loss.get_config_dict()["mini_batch_size"] == 3 and "gao2021gradcache" in loss.citation
+
+
+# ---------------------------------------------------------------------------------------------
+# CachedDeCLUTRLoss
+# ---------------------------------------------------------------------------------------------
+
+
+def _declutr_rows(num_rows=4, num_anchors=2, num_positives=2):
+    from st_contrast.data.declutr import DeCLUTRSpanSampler
+    from tests.losses.test_declutr import DOCUMENTS
+
+    sampler = DeCLUTRSpanSampler(num_anchors, num_positives, min_span=3, max_span=10, seed=0)
+    docs = [DOCUMENTS[i % len(DOCUMENTS)] for i in range(num_rows)]
+    return [sample.texts() for sample in sampler.sample_documents(docs)]
+
+
+@pytest.mark.parametrize("mlm_weight", [0.0, 0.7])
+@pytest.mark.parametrize("mini_batch_size", [3, 64])
+def test_cached_declutr_exact_gradients_without_dropout(tiny_model_mean, mlm_weight, mini_batch_size):
+    """Same seed, same MLM masks: loss, components and every gradient (MLM head included) equal DeCLUTRLoss's."""
+    from st_contrast.losses import CachedDeCLUTRLoss, DeCLUTRLoss
+
+    tiny_model_mean.eval()
+    rows = _declutr_rows()
+    features = [tiny_model_mean.preprocess([row[c] for row in rows]) for c in range(len(rows[0]))]
+
+    def run(loss):
+        torch.manual_seed(11)
+        loss.zero_grad(set_to_none=True)
+        value = loss([dict(f) for f in features], None)
+        value.backward()
+        grads = {n: p.grad.detach().clone() for n, p in loss.named_parameters() if p.grad is not None}
+        return value.detach(), grads
+
+    reference_loss = DeCLUTRLoss(tiny_model_mean, mlm_weight=mlm_weight)
+    cached_loss = CachedDeCLUTRLoss(tiny_model_mean, mlm_weight=mlm_weight, mini_batch_size=mini_batch_size)
+    if reference_loss.mlm_head is not None:
+        cached_loss.mlm_head.load_state_dict(reference_loss.mlm_head.state_dict())
+    reference, cached = run(reference_loss), run(cached_loss)
+    _assert_same(reference, cached)
+    assert (mlm_weight > 0) == any(n.startswith("mlm_head.") for n in cached[1])
+    torch.testing.assert_close(
+        cached_loss.last_components["contrastive"], reference_loss.last_components["contrastive"], atol=1e-5, rtol=1e-5
+    )
+    if mlm_weight:
+        torch.testing.assert_close(cached_loss.last_components["mlm"], reference_loss.last_components["mlm"])
+
+
+def test_cached_declutr_errors_and_config(tiny_model_mean):
+    from st_contrast.losses import CachedDeCLUTRLoss
+
+    with pytest.raises(ValueError, match="mini_batch_size must be a positive integer"):
+        CachedDeCLUTRLoss(tiny_model_mean, mini_batch_size=0)
+    loss = CachedDeCLUTRLoss(tiny_model_mean, mini_batch_size=5)
+    features = [tiny_model_mean.preprocess(["a b c", "d e f"])] * 3
+    with pytest.raises(ValueError, match="expects 6 text columns"):
+        loss(features, None)
+    assert loss.get_config_dict()["mini_batch_size"] == 5 and "gao2021gradcache" in loss.citation
+
+
+def test_cached_declutr_trainer_two_steps_trains_encoder_and_mlm_head(tiny_model_mean, tmp_path):
+    from st_contrast.data.declutr import DeCLUTRSpanSampler
+    from st_contrast.losses import CachedDeCLUTRLoss
+    from tests.losses.test_declutr import DOCUMENTS
+    from tests.training import trainer_two_steps
+
+    dataset = DeCLUTRSpanSampler(min_span=3, max_span=10, seed=0).dataset(DOCUMENTS + DOCUMENTS[:2])
+    loss = CachedDeCLUTRLoss(tiny_model_mean, mini_batch_size=5)
+    changed = trainer_two_steps(tiny_model_mean, loss, dataset, tmp_path, batch_size=4)
+    assert any(name.startswith("mlm_head.") for name in changed)
+    assert any(name.startswith("model.") for name in changed)
+    assert set(loss.last_components) == {"contrastive", "mlm"}
