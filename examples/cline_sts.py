@@ -171,12 +171,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm", help="model folder, or 'minilm' (all-MiniLM-L6-v2 from PyPI)")
     p.add_argument("--train-file", default=None, help="one sentence per line (default: Wikipedia sentences)")
     p.add_argument("--objective", choices=["paper", "official"], default="paper")
-    p.add_argument("--mlm-weight", type=float, default=1.0)
+    p.add_argument(
+        "--mlm-weight", type=float, default=0.1,
+        help="0.1 (not the paper's 1.0) for checkpoints without an MLM head, such as all-MiniLM-L6-v2: the random "
+        "head's loss would dominate the sum (benchmarks/sections/cline.md)",
+    )
     p.add_argument("--rtd-weight", type=float, default=1.0)
     p.add_argument("--contrastive-weight", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=2e-5)
+    p.add_argument("--learning-rate", type=float, default=1e-5)
     p.add_argument("--max-seq-length", type=int, default=48)
     p.add_argument("--max-senses", type=int, default=None, help="rewriter: only the first senses give candidates")
     p.add_argument("--heldout", type=int, default=1000, help="held-out STS-B dev triples")
