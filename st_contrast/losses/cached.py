@@ -20,6 +20,22 @@ from .heads import hf_encoder, mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
 from .supcon import SupConLoss, Variant, check_class_labels
 
+_GRADCACHE_CITATION = """
+@inproceedings{gao2021gradcache,
+    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
+    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
+    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
+    year = "2021",
+    url = "https://arxiv.org/abs/2101.06983",
+}
+"""
+
+
+def _check_mini_batch_size(mini_batch_size: int) -> int:
+    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
+        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+    return mini_batch_size
+
 
 class CachedSimCSELoss(SimCSELoss):
     def __init__(
@@ -80,9 +96,7 @@ class CachedSimCSELoss(SimCSELoss):
             projection=projection,
             check_inputs=check_inputs,
         )
-        if not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-        self.mini_batch_size = mini_batch_size
+        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         embeddings = self.model(features)["sentence_embedding"]
@@ -129,15 +143,7 @@ class CachedSimCSELoss(SimCSELoss):
 
     @property
     def citation(self) -> str:
-        return super().citation + """
-@inproceedings{gao2021gradcache,
-    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
-    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
-    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
-    year = "2021",
-    url = "https://arxiv.org/abs/2101.06983",
-}
-"""
+        return super().citation + _GRADCACHE_CITATION
 
 
 class CachedSupConLoss(SupConLoss):
@@ -181,9 +187,7 @@ class CachedSupConLoss(SupConLoss):
         super().__init__(
             model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
         )
-        if not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-        self.mini_batch_size = mini_batch_size
+        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         return self.model(features)["sentence_embedding"]
@@ -220,15 +224,7 @@ class CachedSupConLoss(SupConLoss):
 
     @property
     def citation(self) -> str:
-        return super().citation + """
-@inproceedings{gao2021gradcache,
-    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
-    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
-    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
-    year = "2021",
-    url = "https://arxiv.org/abs/2101.06983",
-}
-"""
+        return super().citation + _GRADCACHE_CITATION
 
 
 _MLM_LABELS = "st_contrast_mlm_labels"
@@ -285,9 +281,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             return_components=False,
             check_inputs=check_inputs,
         )
-        if not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-        self.mini_batch_size = mini_batch_size
+        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
 
     def _encode(self, features: dict[str, Any]) -> Tensor | tuple[Tensor, Tensor]:
         features = dict(features)
@@ -357,12 +351,4 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
 
     @property
     def citation(self) -> str:
-        return super().citation + """
-@inproceedings{gao2021gradcache,
-    title = "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup",
-    author = "Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie",
-    booktitle = "Proceedings of the 6th Workshop on Representation Learning for NLP",
-    year = "2021",
-    url = "https://arxiv.org/abs/2101.06983",
-}
-"""
+        return super().citation + _GRADCACHE_CITATION
