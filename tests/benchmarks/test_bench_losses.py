@@ -49,3 +49,37 @@ def test_smoke_run_writes_results(tmp_path):
     assert set(rows) == {"backbone", "simcse", "cached-simcse"}
     assert all(r["median_step_s"] > 0 and r["peak_mib"] > 0 for r in rows.values())
     assert "| simcse | 8 |" in done.stdout
+
+
+def test_in_process_run_on_cpu_reports_no_memory(tmp_path):
+    """The GPU harness's in-process mode must work (it is what gpu_session.sh uses); on a CPU it times the
+    configurations but cannot attribute peak RSS to one of them, and says so instead of reporting a number."""
+    bench = _module()
+    run = bench.run_in_process("cpu-smoke", "simcse", 4, 1, 1, str(tmp_path))
+    assert run["times"] and run["times"][0] > 0
+    assert run["peak_mib"] is None and "not measured" in run["memory"]
+    broken = bench.run_in_process("cpu-smoke", "no-such-loss", 4, 1, 1, str(tmp_path))
+    assert "error" in broken and "KeyError" in broken["error"]
+    rows = bench.summarise([run])
+    assert rows[0]["peak_mib"] is None
+    assert "| simcse | 4 |" in bench.markdown(rows, "cpu-smoke", {"device_name": "cpu", "model": "m", "steps": 1,
+                                                                    "passes": 1, "date": "today"})
+
+
+@pytest.mark.slow
+def test_gpu_session_script_dry_run_on_cpu(tmp_path):
+    """benchmarks/gpu_session.sh is run once per lent GPU: check it end to end on the CPU presets first."""
+    import os
+
+    env = dict(os.environ, PRESET="cpu-smoke", DEVICE="cpu", OUT=str(tmp_path / "out"), WORK=str(tmp_path / "w"),
+               PYTHON=sys.executable, PARTS="key profiles", KEY_BATCHES="4", PROFILE_CONFIGS="simcse:4")  # fmt: skip
+    root = BENCH.parents[1]
+    done = subprocess.run(["bash", str(root / "benchmarks" / "gpu_session.sh")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "part key: exit 0" in summary and "part profiles: exit 0" in summary, summary[-2000:]
+    assert "| simcse-two-pass | 4 |" in summary
+    assert (tmp_path / "out" / "gpu_session.tar.gz").stat().st_size > 0
+    profile = json.loads((tmp_path / "out" / "results" / "profiles" / "profile_summary.json").read_text())
+    assert profile[0]["name"] == "simcse" and profile[0]["wall_ms_per_step"] > 0
