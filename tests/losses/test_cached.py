@@ -348,3 +348,25 @@ def test_cached_declutr_trainer_two_steps_trains_encoder_and_mlm_head(tiny_model
     assert any(name.startswith("mlm_head.") for name in changed)
     assert any(name.startswith("model.") for name in changed)
     assert set(loss.last_components) == {"contrastive", "mlm"}
+
+
+def test_cached_declutr_gather_matches_uncached_with_fake_group(echo_model, fake_process_group):
+    from st_contrast.losses import CachedDeCLUTRLoss, DeCLUTRLoss
+
+    torch.manual_seed(5)
+    others = {0: [torch.randn(4, 8), torch.randn(4, 8)]}  # rank 0's anchors and averaged positives
+    cols = [torch.randn(2, 8, requires_grad=True) for _ in range(6)]
+    fake_process_group(rank=1, world_size=2, others=others)
+    reference = DeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True)(echo_features(*cols), None)
+    reference.backward()
+    expected = [c.grad.clone() for c in cols]
+    for c in cols:
+        c.grad = None
+    fake_process_group(rank=1, world_size=2, others=others)
+    cached = CachedDeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True, mini_batch_size=5)
+    value = cached(echo_features(*cols), None)
+    value.backward()
+    torch.testing.assert_close(value, reference.detach())
+    for col, grad in zip(cols, expected):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(col.grad, grad)
