@@ -31,6 +31,21 @@ _GRADCACHE_CITATION = """
 """
 
 
+def _merged(columns: list[dict[str, Any]], loss_name: str) -> dict[str, Any]:
+    """All columns as one flattened batch (GradCache chunks it), or a clear error."""
+    merged = merge_features(columns)
+    if merged is None:
+        raise ValueError(
+            f"{loss_name} needs columns with the same kind of features (the same keys); got columns that cannot be "
+            "batched together"
+        )
+    return merged
+
+
+def _devices(model: nn.Module) -> list[torch.device]:
+    return list({p.device for p in model.parameters()})
+
+
 def _check_mini_batch_size(mini_batch_size: int) -> int:
     if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
         raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
@@ -105,21 +120,11 @@ class CachedSimCSELoss(SimCSELoss):
         return embeddings
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        sentence_features = list(sentence_features)
-        if not 1 <= len(sentence_features) <= 3:
-            raise ValueError(
-                f"CachedSimCSELoss expects 1 text column (sentence), 2 (anchor, positive) or 3 (anchor, positive, "
-                f"negative), got {len(sentence_features)} columns. Drop the extra columns from the dataset."
-            )
+        sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedSimCSELoss")
         check_texts(self, sentence_features, "CachedSimCSELoss")
         columns = sentence_features * 2 if len(sentence_features) == 1 else sentence_features
-        merged = merge_features(columns)
-        if merged is None:
-            raise ValueError(
-                "CachedSimCSELoss needs columns with the same kind of features (the same keys); got columns that "
-                "cannot be batched together"
-            )
+        merged = _merged(columns, "CachedSimCSELoss")
         n_columns = len(columns)
         batch = count_rows(merged) // n_columns
         self._check_batch_size(torch.empty(batch, 0))
@@ -135,7 +140,7 @@ class CachedSimCSELoss(SimCSELoss):
                 gather_across_devices=self.gather_across_devices,
             )
 
-        devices = list({p.device for p in self.model.parameters()})
+        devices = _devices(self.model)
         return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -193,20 +198,10 @@ class CachedSupConLoss(SupConLoss):
         return self.model(features)["sentence_embedding"]
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        sentence_features = list(sentence_features)
-        if len(sentence_features) not in (1, 2):
-            raise ValueError(
-                f"CachedSupConLoss expects 1 text column (sentence) or 2 (sentence, second view) plus a label, got "
-                f"{len(sentence_features)} text columns. Drop the extra columns from the dataset."
-            )
+        sentence_features = self._check_columns(sentence_features)
         check_texts(self, sentence_features, "CachedSupConLoss")
         columns = sentence_features * 2 if len(sentence_features) == 1 and self.dropout_views else sentence_features
-        merged = merge_features(columns)
-        if merged is None:
-            raise ValueError(
-                "CachedSupConLoss needs columns with the same kind of features (the same keys); got columns that "
-                "cannot be batched together"
-            )
+        merged = _merged(columns, "CachedSupConLoss")
         n_columns = len(columns)
         batch = count_rows(merged) // n_columns
         # fail on bad labels before the embedding pass, not after it
@@ -216,7 +211,7 @@ class CachedSupConLoss(SupConLoss):
             views = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
             return self.compute_loss_from_embeddings(views, labels)
 
-        devices = list({p.device for p in self.model.parameters()})
+        devices = _devices(self.model)
         return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -296,23 +291,11 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         return embedding, nn.functional.cross_entropy(logits.float(), mlm_labels[picked], reduction="sum")
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        sentence_features = list(sentence_features)
-        if len(sentence_features) != self.num_columns:
-            raise ValueError(
-                f"CachedDeCLUTRLoss(num_anchors={self.num_anchors}, num_positives={self.num_positives}) expects "
-                f"{self.num_columns} text columns (anchor_0..anchor_{self.num_anchors - 1}, then the positives of "
-                f"each anchor in turn), got {len(sentence_features)}. Build the dataset with a DeCLUTRSpanSampler of "
-                "the same num_anchors and num_positives."
-            )
+        sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedDeCLUTRLoss")
         check_texts(self, sentence_features, "CachedDeCLUTRLoss")
-        anchors = merge_features(sentence_features[: self.num_anchors])
-        merged = merge_features([anchors, *sentence_features[self.num_anchors :]]) if anchors is not None else None
-        if merged is None:
-            raise ValueError(
-                "CachedDeCLUTRLoss needs columns with the same kind of features (the same keys); got columns that "
-                "cannot be batched together"
-            )
+        anchors = _merged(sentence_features[: self.num_anchors], "CachedDeCLUTRLoss")
+        merged = _merged([anchors, *sentence_features[self.num_anchors :]], "CachedDeCLUTRLoss")
         anchor_rows = count_rows(anchors)
         aux_weight = 0.0
         if self.mlm_head is not None:
@@ -335,7 +318,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             columns = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
             return self.compute_loss_from_embeddings(columns)
 
-        devices = list({p.device for p in self.model.parameters()})
+        devices = _devices(self.model)
         parts: dict[str, Tensor] = {}
         value = cached_loss(
             loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices, aux_weight=aux_weight,

@@ -150,14 +150,7 @@ class DeCLUTRLoss(nn.Module):
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
     ) -> Tensor | dict[str, Tensor]:
-        sentence_features = list(sentence_features)
-        if len(sentence_features) != self.num_columns:
-            raise ValueError(
-                f"DeCLUTRLoss(num_anchors={self.num_anchors}, num_positives={self.num_positives}) expects "
-                f"{self.num_columns} text columns (anchor_0..anchor_{self.num_anchors - 1}, then the positives of "
-                f"each anchor in turn), got {len(sentence_features)}. Build the dataset with a DeCLUTRSpanSampler of "
-                "the same num_anchors and num_positives."
-            )
+        sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "DeCLUTRLoss")
         check_texts(self, sentence_features, "DeCLUTRLoss")
         anchor_features = sentence_features[: self.num_anchors]
@@ -172,6 +165,17 @@ class DeCLUTRLoss(nn.Module):
         if self.return_components:
             return components
         return contrastive + components["mlm"] if mlm is not None else contrastive
+
+    def _check_columns(self, sentence_features: Iterable[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) != self.num_columns:
+            raise ValueError(
+                f"{type(self).__name__}(num_anchors={self.num_anchors}, num_positives={self.num_positives}) expects "
+                f"{self.num_columns} text columns (anchor_0..anchor_{self.num_anchors - 1}, then the positives of "
+                f"each anchor in turn), got {len(sentence_features)}. Build the dataset with a DeCLUTRSpanSampler of "
+                "the same num_anchors and num_positives."
+            )
+        return sentence_features
 
     def _embed_anchors(self, features_list: list[dict[str, Tensor]]) -> tuple[list[Tensor], Tensor | None]:
         """Embed the anchor columns in one forward pass; with MLM on, mask them first and score the MLM there."""

@@ -135,18 +135,22 @@ class SimCSELoss(nn.Module):
         self._warned_unused_weight = False
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        sentence_features = list(sentence_features)
-        if not 1 <= len(sentence_features) <= 3:
-            raise ValueError(
-                f"SimCSELoss expects 1 text column (sentence), 2 (anchor, positive) or 3 (anchor, positive, "
-                f"negative), got {len(sentence_features)} columns. Drop the extra columns from the dataset."
-            )
+        sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "SimCSELoss", "for NLI data, build (premise, entailment, contradiction) triplets "
                         "with st_contrast.data.nli_triplets")
         check_texts(self, sentence_features, "SimCSELoss")
         repeat = 2 if len(sentence_features) == 1 else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def _check_columns(self, sentence_features: Iterable[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+        sentence_features = list(sentence_features)
+        if not 1 <= len(sentence_features) <= 3:
+            raise ValueError(
+                f"{type(self).__name__} expects 1 text column (sentence), 2 (anchor, positive) or 3 (anchor, "
+                f"positive, negative), got {len(sentence_features)} columns. Drop the extra columns from the dataset."
+            )
+        return sentence_features
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss from already computed embeddings ``[anchors, positives(, negatives)]``."""

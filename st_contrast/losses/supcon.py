@@ -147,16 +147,20 @@ class SupConLoss(nn.Module):
         self._warned_skip = False
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        sentence_features = list(sentence_features)
-        if len(sentence_features) not in (1, 2):
-            raise ValueError(
-                f"SupConLoss expects 1 text column (sentence) or 2 (sentence, second view) plus a label, got "
-                f"{len(sentence_features)} text columns. Drop the extra columns from the dataset."
-            )
+        sentence_features = self._check_columns(sentence_features)
         check_texts(self, sentence_features, "SupConLoss")
         repeat = 2 if len(sentence_features) == 1 and self.dropout_views else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def _check_columns(self, sentence_features: Iterable[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) not in (1, 2):
+            raise ValueError(
+                f"{type(self).__name__} expects 1 text column (sentence) or 2 (sentence, second view) plus a label, "
+                f"got {len(sentence_features)} text columns. Drop the extra columns from the dataset."
+            )
+        return sentence_features
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss from already computed views ``[view_1(, view_2)]`` of the same examples."""
