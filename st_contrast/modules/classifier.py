@@ -18,21 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from typing import Self
-except ImportError:  # pragma: no cover - Python < 3.11
-    from typing_extensions import Self
-
 import torch
 from torch import Tensor, nn
 
-try:  # sentence-transformers >= 6
-    from sentence_transformers.base.modules.module import Module
-except ImportError:  # pragma: no cover - sentence-transformers 5.x
-    from sentence_transformers.models import Module
+from ._base import ConfigModule
 
 
-class ClassifierHead(Module):
+class ClassifierHead(ConfigModule):
     """``logits = W · dropout(sentence_embedding) + b``, written to ``features["logits"]``.
 
     Args:
@@ -79,32 +71,6 @@ class ClassifierHead(Module):
         embeddings = features["sentence_embedding"]
         features["logits"] = self.classifier(self.drop(embeddings))
         return features
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
-
-    @classmethod
-    def load(
-        cls,
-        model_name_or_path: str,
-        subfolder: str = "",
-        token: bool | str | None = None,
-        cache_folder: str | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        **kwargs: Any,
-    ) -> Self:
-        hub_kwargs = {
-            "subfolder": subfolder,
-            "token": token,
-            "cache_folder": cache_folder,
-            "revision": revision,
-            "local_files_only": local_files_only,
-        }
-        config = cls.load_config(model_name_or_path=model_name_or_path, **hub_kwargs)
-        module = cls(**{key: value for key, value in config.items() if key in cls.config_keys})
-        return cls.load_torch_weights(model_name_or_path=model_name_or_path, model=module, **hub_kwargs)
 
 
 def find_classifier_head(model: nn.Module) -> ClassifierHead | None:

@@ -14,20 +14,16 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-try:
-    from typing import Self
-except ImportError:  # pragma: no cover - Python < 3.11
-    from typing_extensions import Self
-
 import torch
-from sentence_transformers.base.modules.module import Module
 from torch import Tensor, nn
+
+from ._base import ConfigModule
 
 #: head start, head end, tail start, tail end
 ENTITY_MARKERS: tuple[str, str, str, str] = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 
 
-class EntityMarkerPooling(Module):
+class EntityMarkerPooling(ConfigModule):
     """``Linear(2H, 2H)([h_[E1] ; h_[E2]])``: the instance vector from the two entity start markers.
 
     Args:
@@ -106,33 +102,6 @@ class EntityMarkerPooling(Module):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.config_keys}
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
-
-    @classmethod
-    def load(
-        cls,
-        model_name_or_path: str,
-        subfolder: str = "",
-        token: bool | str | None = None,
-        cache_folder: str | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        **kwargs: Any,
-    ) -> Self:
-        hub_kwargs = {
-            "subfolder": subfolder,
-            "token": token,
-            "cache_folder": cache_folder,
-            "revision": revision,
-            "local_files_only": local_files_only,
-        }
-        config = cls.load_config(model_name_or_path=model_name_or_path, **hub_kwargs)
-        config = {key: value for key, value in config.items() if key in cls.config_keys}
-        module = cls(**config)
-        return cls.load_torch_weights(model_name_or_path=model_name_or_path, model=module, **hub_kwargs)
 
     def __repr__(self) -> str:
         return (
