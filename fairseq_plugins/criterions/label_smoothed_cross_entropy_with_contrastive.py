@@ -29,12 +29,12 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterion,
     LabelSmoothedCrossEntropyCriterionConfig,
 )
-from fairseq.logging import metrics
 from torch import Tensor
 
 from st_contrast.losses.functional import check_temperature, cosine_similarity_matrix, info_nce
 
 from .._registry import register_criterion_once
+from ._logging import log_extra_loss
 
 
 @dataclass
@@ -160,11 +160,7 @@ class LabelSmoothedCrossEntropyWithContrastive(LabelSmoothedCrossEntropyCriterio
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
         super().reduce_metrics(logging_outputs)
-        ctr_sum = utils.item(sum(log.get("contrastive_loss", 0) for log in logging_outputs))
-        nsentences = utils.item(sum(log.get("nsentences", 0) for log in logging_outputs))
-        if nsentences > 0:
-            # per sentence, in bits like fairseq's other losses
-            metrics.log_scalar("contrastive_loss", ctr_sum / nsentences / math.log(2), nsentences, round=3)
+        log_extra_loss(logging_outputs, "contrastive_loss", per="nsentences", round_digits=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

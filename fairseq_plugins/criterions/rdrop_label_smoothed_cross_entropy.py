@@ -31,12 +31,12 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterionConfig,
     label_smoothed_nll_loss,
 )
-from fairseq.logging import metrics
 from torch import Tensor
 
 from st_contrast.losses.functional import paired_symmetric_kl
 
 from .._registry import register_criterion_once
+from ._logging import log_extra_loss
 
 
 @dataclass
@@ -140,10 +140,7 @@ class RDropLabelSmoothedCrossEntropy(LabelSmoothedCrossEntropyCriterion):
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
         super().reduce_metrics(logging_outputs)
-        kl_sum = utils.item(sum(log.get("rdrop_kl_loss", 0) for log in logging_outputs))
-        ntokens = utils.item(sum(log.get("ntokens", 0) for log in logging_outputs))
-        if ntokens > 0:
-            metrics.log_scalar("rdrop_kl_loss", kl_sum / ntokens / math.log(2), ntokens, round=4)
+        log_extra_loss(logging_outputs, "rdrop_kl_loss", per="ntokens", round_digits=4)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
