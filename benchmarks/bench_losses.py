@@ -159,6 +159,57 @@ def make_stepper(loss, features, labels=None) -> Callable[[], tuple[float, float
     return step
 
 
+def time_interleaved(
+    configs: dict[str, Callable[[], tuple[float, float]]], steps: int, warmup: int, reference: str
+) -> dict[str, Any]:
+    """Warm every configuration up, then time ``steps`` rounds interleaved (A, B, C, A, B, C, ...) so that load
+    from other processes hits them alike. Medians of wall and process-CPU time per step, and their ratios to
+    ``reference`` (stored under the ``*_vs_simcse`` keys the factories' result files use)."""
+    for step in configs.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    cpu_times: dict[str, list[float]] = {name: [] for name in configs}
+    start = time.time()
+    for _ in range(steps):
+        for name, step in configs.items():
+            wall, cpu = step()
+            times[name].append(wall)
+            cpu_times[name].append(cpu)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu_times.items()}
+    return {
+        "steps_per_config": steps,
+        "warmup_per_config": warmup,
+        "median_step_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
+        "ratio_vs_simcse": {n: round(v / medians[reference], 3) for n, v in medians.items() if n != reference},
+        # process CPU time per step: less sensitive than wall time to other processes sharing the cores
+        "median_step_cpu_ms": {name: round(value * 1000, 1) for name, value in cpu_medians.items()},
+        "cpu_ratio_vs_simcse": {
+            n: round(v / cpu_medians[reference], 3) for n, v in cpu_medians.items() if n != reference
+        },
+        "step_ms_all": {name: [round(v * 1000, 1) for v in values] for name, values in times.items()},
+        "timed_wall_s": round(time.time() - start, 1),
+    }
+
+
+def save_standalone_result(result: dict[str, Any], script: str, argv: list[str] | None, output: str | None,
+                           key: str) -> None:  # fmt: skip
+    """Stamp a factory's standalone comparison with its command and date, print it, and merge it into
+    ``output`` (a JSON file of results keyed by setting) when given."""
+    result["command"] = "OMP_NUM_THREADS={} python {} {}".format(
+        os.environ.get("OMP_NUM_THREADS", "?"), script, " ".join(argv if argv is not None else sys.argv[1:])
+    )
+    result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(json.dumps({k: v for k, v in result.items() if k != "step_ms_all"}, indent=2))
+    if output:
+        path = Path(output)
+        existing = json.loads(path.read_text()) if path.exists() else {}
+        existing[key] = result
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")
+
+
 def sentences_for(batch_size: int, seed: int = 0) -> list[str]:
     import random
 

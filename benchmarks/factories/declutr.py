@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for the shared timing helpers
 from bench_losses import make_stepper as _stepper  # noqa: E402
+from bench_losses import save_standalone_result as _save  # noqa: E402
+from bench_losses import time_interleaved as _time_interleaved  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,20 +136,7 @@ def compare(kind: str, documents: int, steps: int, warmup: int, min_span: int, m
         features = [model.preprocess(column) for column in columns]
         configs[label] = _stepper(DeCLUTRLoss(model, mlm_weight=weight), features)
         tokens[label] = count(features)
-    for step in configs.values():
-        for _ in range(warmup):
-            step()
-    times: dict[str, list[float]] = {name: [] for name in configs}
-    cpu_times: dict[str, list[float]] = {name: [] for name in configs}
-    start = time.time()
-    for _ in range(steps):
-        for name, step in configs.items():  # interleaved
-            wall, cpu = step()
-            times[name].append(wall)
-            cpu_times[name].append(cpu)
-    reference = "simcse (same spans as pairs)"
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    cpu_medians = {name: statistics.median(values) for name, values in cpu_times.items()}
+    timing = _time_interleaved(configs, steps, warmup, reference="simcse (same spans as pairs)")
     return {
         "model": model_name,
         "documents_per_step": documents,
@@ -159,16 +145,7 @@ def compare(kind: str, documents: int, steps: int, warmup: int, min_span: int, m
         "max_seq_length": seq,
         "tokens_per_step": tokens,
         "threads": torch.get_num_threads(),
-        "steps_per_config": steps,
-        "warmup_per_config": warmup,
-        "median_step_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
-        "ratio_vs_simcse": {n: round(v / medians[reference], 3) for n, v in medians.items() if n != reference},
-        "median_step_cpu_ms": {name: round(value * 1000, 1) for name, value in cpu_medians.items()},
-        "cpu_ratio_vs_simcse": {
-            n: round(v / cpu_medians[reference], 3) for n, v in cpu_medians.items() if n != reference
-        },
-        "step_ms_all": {name: [round(v * 1000, 1) for v in values] for name, values in times.items()},
-        "timed_wall_s": round(time.time() - start, 1),
+        **timing,
     }
 
 
@@ -185,17 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     result = compare(args.model, args.documents, args.steps, args.warmup, args.min_span, args.max_span, args.seq)
-    result["command"] = "OMP_NUM_THREADS={} python benchmarks/factories/declutr.py {}".format(
-        os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])
-    )
-    result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(json.dumps({k: v for k, v in result.items() if k != "step_ms_all"}, indent=2))
-    if args.output:
-        path = Path(args.output)
-        existing = json.loads(path.read_text()) if path.exists() else {}
-        existing[f"{args.model}-docs{args.documents}"] = result
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")
+    _save(result, "benchmarks/factories/declutr.py", argv, args.output, f"{args.model}-docs{args.documents}")
     return 0
 
 
