@@ -125,6 +125,20 @@ def check_texts(loss: nn.Module, features_list: Sequence[dict[str, Any]], loss_n
     check_no_empty_rows(features_list, special, loss_name)
 
 
+def check_single_column(
+    loss: nn.Module, sentence_features: Sequence[dict[str, Any]], loss_name: str
+) -> dict[str, Any]:
+    """The one text column of a classification loss (with :func:`check_texts` applied), or a clear error."""
+    sentence_features = list(sentence_features)
+    if len(sentence_features) != 1:
+        raise ValueError(
+            f"{loss_name} expects 1 text column (sentence) and a label column, got {len(sentence_features)} text "
+            "columns. Drop the extra columns from the dataset."
+        )
+    check_texts(loss, sentence_features, loss_name)
+    return sentence_features[0]
+
+
 def check_no_labels(labels: Tensor | None, loss_name: str, hint: str = "") -> None:
     if labels is not None and isinstance(labels, Tensor) and labels.numel() > 0:
         raise ValueError(

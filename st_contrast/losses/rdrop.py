@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_texts, merge_features
+from ._common import check_single_column, merge_features
 from .supcon import _non_negative, check_class_labels
 
 logger = logging.getLogger(__name__)
@@ -101,14 +101,7 @@ class RDropLoss(nn.Module):
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
     ) -> dict[str, Tensor]:
-        sentence_features = list(sentence_features)
-        if len(sentence_features) != 1:
-            raise ValueError(
-                f"RDropLoss expects 1 text column (sentence) and a label column, got {len(sentence_features)} text "
-                "columns. Drop the extra columns from the dataset."
-            )
-        features = sentence_features[0]
-        check_texts(self, sentence_features, "RDropLoss")
+        features = check_single_column(self, sentence_features, "RDropLoss")
         batch_size = features["input_ids"].shape[0]
         labels = check_class_labels(labels, batch_size, "RDropLoss", self.num_labels)
         from st_contrast.modules.classifier import logits_from_output

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_texts, embed_merged, merge_features
+from ._common import check_single_column, check_texts, embed_merged, merge_features
 
 logger = logging.getLogger(__name__)
 
@@ -363,14 +363,7 @@ class SupConOODLoss(nn.Module):
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
     ) -> dict[str, Tensor]:
-        sentence_features = list(sentence_features)
-        if len(sentence_features) != 1:
-            raise ValueError(
-                f"SupConOODLoss expects 1 text column (sentence) and a label column, got {len(sentence_features)} "
-                "text columns. Drop the extra columns from the dataset."
-            )
-        features = sentence_features[0]
-        check_texts(self, sentence_features, "SupConOODLoss")
+        features = check_single_column(self, sentence_features, "SupConOODLoss")
         batch_size = features["input_ids"].shape[0]
         contrast = self._uses_contrast
         labels = check_class_labels(labels, batch_size, "SupConOODLoss", self.num_labels, need_two_classes=contrast)
