@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (GPU)")
     parser.add_argument(
         "--warm-all-shapes", action="store_true",
-        help="before timing, one untimed update per criterion on every batch. On an H100, updates took 0.04-0.4 s "
+        help="before timing, one untimed update per criterion on every batch. On an H100, updates took 0.04-1.0 s "
         "with the host busy throughout (CPU time = wall time), depending on which criterion ran before: "
         "one-off work per new batch shape (allocator growth, cuDNN/cuBLAS plans) is the suspect; this option "
         "pays it before timing",

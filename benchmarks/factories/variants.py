@@ -13,16 +13,16 @@ from __future__ import annotations
 MINI_BATCH = 128
 
 
-def simcse_nocheck(model):
-    from st_contrast.losses import SimCSELoss
+def _simcse(model, cached: bool = False, compiled: bool = False, **kwargs):
+    from st_contrast.losses import CachedSimCSELoss, SimCSELoss
 
-    return SimCSELoss(model, temperature=0.05, check_inputs=False), lambda s: ([model.preprocess(s)], None)
-
-
-def cached_simcse_nocheck(model):
-    from st_contrast.losses import CachedSimCSELoss
-
-    loss = CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH, check_inputs=False)
+    if compiled:
+        _compile_encoder(model)
+    loss = (
+        CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH, **kwargs)
+        if cached
+        else SimCSELoss(model, temperature=0.05, **kwargs)
+    )
     return loss, lambda s: ([model.preprocess(s)], None)
 
 
@@ -50,7 +50,8 @@ def _compile_encoder(model):
     """Compile the Hugging Face encoder inside the SentenceTransformer (inductor, dynamic sequence length).
 
     ``fallback_random`` makes dropout use the eager random generator, so GradCache's replay of each
-    mini-batch's random state still reproduces the first pass's dropout masks exactly.
+    mini-batch's random state still reproduces the first pass's dropout masks exactly
+    (``benchmarks/check_compiled_gradcache.py`` checks it).
     """
     import torch
     import torch._inductor.config as inductor_config
@@ -60,29 +61,10 @@ def _compile_encoder(model):
     encoder.forward = torch.compile(encoder.forward, dynamic=True)
 
 
-def cached_simcse_compiled(model):
-    _compile_encoder(model)
-    return cached_simcse(model)
-
-
-def cached_simcse(model):
-    from st_contrast.losses import CachedSimCSELoss
-
-    loss = CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH)
-    return loss, lambda s: ([model.preprocess(s)], None)
-
-
-def simcse_compiled(model):
-    from st_contrast.losses import SimCSELoss
-
-    _compile_encoder(model)
-    return SimCSELoss(model, temperature=0.05), lambda s: ([model.preprocess(s)], None)
-
-
 FACTORIES = {
-    "cached-simcse-compiled": cached_simcse_compiled,
-    "simcse-compiled": simcse_compiled,
-    "simcse-nocheck": simcse_nocheck,
-    "cached-simcse-nocheck": cached_simcse_nocheck,
+    "simcse-nocheck": lambda model: _simcse(model, check_inputs=False),
+    "cached-simcse-nocheck": lambda model: _simcse(model, cached=True, check_inputs=False),
     "simcse-two-pass": simcse_two_pass,
+    "simcse-compiled": lambda model: _simcse(model, compiled=True),
+    "cached-simcse-compiled": lambda model: _simcse(model, cached=True, compiled=True),
 }

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from fairseq import utils
 from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterion,
     LabelSmoothedCrossEntropyCriterionConfig,
@@ -34,7 +33,7 @@ from torch import Tensor
 from st_contrast.losses.functional import check_temperature, cosine_similarity_matrix, info_nce
 
 from .._registry import register_criterion_once
-from ._logging import log_extra_loss
+from ._logging import log_extra_loss, logging_output
 
 
 @dataclass
@@ -143,19 +142,9 @@ class LabelSmoothedCrossEntropyWithContrastive(LabelSmoothedCrossEntropyCriterio
             )
             loss = loss + self.contrastive_lambda * (ntokens / nsentences) * ctr.to(loss.dtype)
 
-        logging_output = {
-            "loss": loss.data,
-            "nll_loss": nll_loss.data,
-            "contrastive_loss": ctr.data,
-            "ntokens": ntokens,
-            "nsentences": nsentences,
-            "sample_size": sample_size,
-        }
-        if self.report_accuracy:
-            n_correct, total = self.compute_accuracy(model, net_output, sample)
-            logging_output["n_correct"] = utils.item(n_correct.data)
-            logging_output["total"] = utils.item(total.data)
-        return loss, sample_size, logging_output
+        accuracy = self.compute_accuracy(model, net_output, sample) if self.report_accuracy else None
+        log = logging_output(loss, nll_loss, {"contrastive_loss": ctr}, ntokens, nsentences, sample_size, accuracy)
+        return loss, sample_size, log
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from fairseq import utils
 from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterion,
     LabelSmoothedCrossEntropyCriterionConfig,
@@ -36,7 +35,7 @@ from torch import Tensor
 from st_contrast.losses.functional import paired_symmetric_kl
 
 from .._registry import register_criterion_once
-from ._logging import log_extra_loss
+from ._logging import log_extra_loss, logging_output
 
 
 @dataclass
@@ -117,25 +116,17 @@ class RDropLabelSmoothedCrossEntropy(LabelSmoothedCrossEntropyCriterion):
             loss = ce + self.rdrop_alpha * kl.to(ce.dtype)
             nll_loss = 0.5 * nll  # logged per copy, comparable with label_smoothed_cross_entropy
 
-        logging_output = {
-            "loss": loss.data,
-            "nll_loss": nll_loss.data,
-            "rdrop_kl_loss": kl.data,
-            "ntokens": ntokens,
-            "nsentences": nsentences,
-            "sample_size": sample_size,
-        }
+        accuracy = None
         if self.report_accuracy:
             if use_rdrop:  # accuracy of the first copy
                 lprobs, tgt = self._lprobs_and_target(model, net_output, target)
                 lprobs, mask = lprobs[:nsentences].reshape(-1, lprobs.size(-1)), tgt.reshape(-1).ne(self.padding_idx)
                 n_correct = lprobs.argmax(1).masked_select(mask).eq(tgt.reshape(-1).masked_select(mask)).sum()
-                total = mask.sum()
+                accuracy = (n_correct, mask.sum())
             else:
-                n_correct, total = self.compute_accuracy(model, net_output, sample)
-            logging_output["n_correct"] = utils.item(n_correct.data)
-            logging_output["total"] = utils.item(total.data)
-        return loss, sample_size, logging_output
+                accuracy = self.compute_accuracy(model, net_output, sample)
+        log = logging_output(loss, nll_loss, {"rdrop_kl_loss": kl}, ntokens, nsentences, sample_size, accuracy)
+        return loss, sample_size, log
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

@@ -36,14 +36,9 @@ def count_rows(features: dict[str, Any]) -> int:
     raise ValueError("cannot tell the batch size of these features: no tensor with a batch dimension")
 
 
-def slice_rows(
-    features: dict[str, Any], start: int, end: int, rows: int, width: int | None = None
-) -> dict[str, Any]:
-    """Rows ``start:end`` of every per-row tensor, with right padding trimmed to the chunk's longest text.
-
-    ``width`` is the chunk's longest text in tokens when the caller knows it (see :func:`chunk_widths`);
-    without it the width is read from the attention mask, which waits for the device.
-    """
+def slice_rows(features: dict[str, Any], start: int, end: int, rows: int, width: int) -> dict[str, Any]:
+    """Rows ``start:end`` of every per-row tensor, token-level tensors trimmed to ``width`` columns (the chunk's
+    longest text, from :func:`chunk_widths`; no trimming when it is 0 or the full width)."""
     chunk: dict[str, Any] = {}
     for key, value in features.items():
         if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == rows and key != "prompt_length":
@@ -51,14 +46,11 @@ def slice_rows(
         else:
             chunk[key] = value
     mask = chunk.get("attention_mask")
-    if isinstance(mask, Tensor) and mask.ndim == 2 and mask.shape[1] > 0:
-        if width is None:
-            width = chunk_widths(chunk, [(0, mask.shape[0])])[0]
-        if 0 < width < mask.shape[1]:
-            for key, value in list(chunk.items()):
-                token_level = isinstance(value, Tensor) and value.ndim >= 2 and value.shape[:2] == mask.shape
-                if token_level and key != "embedding":
-                    chunk[key] = value[:, :width]
+    if isinstance(mask, Tensor) and mask.ndim == 2 and 0 < width < mask.shape[1]:
+        for key, value in list(chunk.items()):
+            token_level = isinstance(value, Tensor) and value.ndim >= 2 and value.shape[:2] == mask.shape
+            if token_level and key != "embedding":
+                chunk[key] = value[:, :width]
     return chunk
 
 
