@@ -16,8 +16,9 @@ validate, interactive, preprocess) add it for you. Importing the package:
   ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is already set: fairseq 0.12
   checkpoints pickle ``argparse.Namespace`` and omegaconf objects that torch >= 2.6's default
   ``weights_only=True`` refuses. Only load checkpoints you trust (as with any pickle);
-* patches fairseq 0.12's diverse beam search, which fails on every batch but the first
-  (``_fairseq_fixes.py``), so that ``fairseq-generate --diverse-beam-groups`` works.
+* patches two fairseq 0.12 generation bugs (``_fairseq_fixes.py``): diverse beam search failed on every
+  batch but the first (``--diverse-beam-groups``), and ``--no-repeat-ngram-size`` blocked nothing without
+  the CUDA extension (it checked the padded end of the token buffer).
 """
 
 from __future__ import annotations

@@ -45,3 +45,57 @@ def test_patch_is_applied_once(plugins):
     step = DiverseBeamSearch.step
     patch_diverse_beam_search()
     assert DiverseBeamSearch.step is step
+
+
+def _naive_bans(tokens: list[list[int]], step: int, n: int) -> list[set[int]]:
+    """From the definition: the tokens that would complete an n-gram already in tokens[h][: step + 1]."""
+    bans = []
+    for row in tokens:
+        seen = row[: step + 1]
+        last = seen[len(seen) - (n - 1) :] if n > 1 else []
+        bans.append({seen[i + n - 1] for i in range(len(seen) - n + 1) if seen[i : i + n - 1] == last})
+    return bans
+
+
+def test_ngram_blocking_matches_the_definition(plugins):
+    from fairseq_plugins._fairseq_fixes import blocked_ngram_lprobs
+
+    generator = torch.Generator().manual_seed(0)
+    for n in (1, 2, 3, 4):
+        for step in range(0, 12):
+            # a small vocabulary makes repeats common; the buffer is padded (1) after the step, as fairseq's is
+            tokens = torch.randint(4, 8, (6, 14), generator=generator)
+            tokens[:, step + 1 :] = 1
+            lprobs = torch.randn(6, 10, generator=generator)
+            out = blocked_ngram_lprobs(tokens, lprobs.clone(), step, n)
+            expected = _naive_bans(tokens.tolist(), step, n)
+            for h in range(6):
+                banned = set(torch.nonzero(out[h].isinf()).flatten().tolist())
+                assert banned == expected[h], (n, step, h)
+                kept = [t for t in range(10) if t not in banned]
+                torch.testing.assert_close(out[h, kept], lprobs[h, kept])
+
+
+def test_no_repeat_ngram_blocks_on_the_generators_padded_buffer(plugins):
+    """fairseq's own CPU path checked the buffer's padded end and banned nothing (issue 5206 upstream)."""
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+
+    # hypothesis "5 6 7 5 6" at step 5 (column 0 is BOS): emitting 7 would repeat the trigram "5 6 7"
+    tokens = torch.full((2, 12), 1)
+    tokens[:, :6] = torch.tensor([[2, 5, 6, 7, 5, 6], [2, 5, 6, 7, 6, 5]])
+    lprobs = torch.zeros(2, 10)
+    blocker = NGramRepeatBlock(3, use_extension=False)
+    out = blocker(tokens, lprobs, bsz=1, beam_size=2, step=5)
+    assert out[0, 7] == float("-inf")
+    assert torch.isfinite(out[1]).all()  # "6 5" was never followed by anything
+    assert torch.isfinite(out[0, [t for t in range(10) if t != 7]]).all()
+
+
+def test_ngram_patch_is_applied_once(plugins):
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+
+    from fairseq_plugins._fairseq_fixes import patch_ngram_repeat_block
+
+    method = NGramRepeatBlock._no_repeat_ngram
+    patch_ngram_repeat_block()
+    assert NGramRepeatBlock._no_repeat_ngram is method
