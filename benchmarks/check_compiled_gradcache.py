@@ -2,12 +2,15 @@
 
     OMP_NUM_THREADS=1 python benchmarks/check_compiled_gradcache.py            # CPU, cpu-smoke model
     python benchmarks/check_compiled_gradcache.py --device cuda                # gpu-base model
+    python benchmarks/check_compiled_gradcache.py --device cuda --cudagraphs   # mode="reduce-overhead"
 
 Trains one step of :class:`SimCSELoss` (eager) and of :class:`CachedSimCSELoss` whose mini-batch covers the
 batch, with the encoder compiled as ``benchmarks/factories/variants.py`` does (``fallback_random=True``),
 from the same seed with dropout on, and prints the two losses and the relative difference of the gradients.
 With the same random stream in both passes the cached loss equals the eager one up to float rounding; a
-compiled dropout that drew its masks differently would show up as a large difference.
+compiled dropout that drew its masks differently would show up as a large difference. With ``--cudagraphs``
+both sides are :class:`CachedSimCSELoss` with two mini-batches (eager vs compiled with CUDA graphs), which
+also catches a first-pass embedding overwritten by the next mini-batch's graph replay.
 """
 
 from __future__ import annotations
@@ -32,14 +35,18 @@ def _variants():
     return module
 
 
-def gradients(preset: dict, workdir: Path, compiled: bool, rows: int):
+def gradients(preset: dict, workdir: Path, compiled: bool, rows: int, cudagraphs: bool = False):
+    """One step's loss and gradients: eager, or compiled (``cudagraphs``: both sides use two mini-batches)."""
     from st_contrast.losses import CachedSimCSELoss, SimCSELoss
 
     torch.manual_seed(0)
     model = bench_losses.build_model(preset, workdir)
     if compiled:
-        _variants()._compile_encoder(model)
-    loss = CachedSimCSELoss(model, mini_batch_size=2 * rows) if compiled else SimCSELoss(model)
+        _variants()._compile_encoder(model, cudagraphs=cudagraphs)
+    if cudagraphs:  # two mini-batches (the first's outputs must survive the second's replay), vs eager GradCache
+        loss = CachedSimCSELoss(model, mini_batch_size=rows)
+    else:
+        loss = CachedSimCSELoss(model, mini_batch_size=2 * rows) if compiled else SimCSELoss(model)
     features = {k: v.to(preset["device"]) if hasattr(v, "to") else v
                 for k, v in model.preprocess(bench_losses.sentences_for(rows)).items()}  # fmt: skip
     for _ in range(2):  # warm-up (compilation)
@@ -60,11 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--workdir", default="/tmp/st-contrast-bench")
+    parser.add_argument("--cudagraphs", action="store_true", help='compile with mode="reduce-overhead"')
     args = parser.parse_args(argv)
     preset = dict(bench_losses.PRESETS["cpu-smoke" if args.device == "cpu" else "gpu-base"], device=args.device)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
-    eager_value, eager = gradients(preset, Path(args.workdir), False, args.rows)
-    compiled_value, compiled = gradients(preset, Path(args.workdir), True, args.rows)
+    eager_value, eager = gradients(preset, Path(args.workdir), False, args.rows, args.cudagraphs)
+    compiled_value, compiled = gradients(preset, Path(args.workdir), True, args.rows, args.cudagraphs)
     common = sorted(set(eager) & set(compiled))
     a, b = torch.cat([eager[n] for n in common]), torch.cat([compiled[n] for n in common])
     difference = ((b - a).norm() / a.norm()).item()

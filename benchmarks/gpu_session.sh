@@ -7,6 +7,8 @@
 #   4. fairseq: seconds per update of mCLR and R-Drop vs label_smoothed_cross_entropy (transformer-base sized)
 #   5. every loss's factory at batch 64 and 512, one pass, until the time budget runs out
 #   (optional) compiled: the GradCache step with the encoder under torch.compile
+#   (optional) cudagraphs: GradCache with the encoder under CUDA graphs (mode="reduce-overhead"): first the
+#              exactness check (benchmarks/check_compiled_gradcache.py --cudagraphs), then the step at 1024
 # PARTS picks parts (default "key cached profiles fairseq all"), e.g. PARTS="fairseq compiled".
 #
 # Usage on the GPU machine, from the repository root (wheels for sentence-transformers 6.2, transformers 5.24 and
@@ -78,6 +80,15 @@ if want fairseq; then
 fi
 if want compiled; then  # torch.compile'd encoder: is the GradCache step's launch overhead the gap?
   bench compiled "${COMPILED_LIMIT:-200}" --losses backbone,simcse,cached-simcse,cached-mnrl,cached-simcse-compiled \
+    --passes 1 --batch-sizes "${CACHED_BATCH:-1024}"
+fi
+if want cudagraphs; then  # CUDA graphs remove the per-kernel host cost that bounds every GradCache pass
+  log "part cudagraphs-check"
+  timeout "${CHECK_LIMIT:-150}" $PY benchmarks/check_compiled_gradcache.py --device "$DEVICE" --cudagraphs \
+    --workdir "$WORK" >"$RES/cudagraphs_check.log" 2>&1
+  log "part cudagraphs-check: exit $?"
+  tail -1 "$RES/cudagraphs_check.log" >>"$OUT/summary.md"
+  bench cudagraphs "${COMPILED_LIMIT:-200}" --losses backbone,cached-simcse,cached-mnrl,cached-simcse-cudagraphs \
     --passes 1 --batch-sizes "${CACHED_BATCH:-1024}"
 fi
 if want all; then

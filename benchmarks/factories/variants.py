@@ -4,6 +4,9 @@
 ``cached-simcse`` is the per-batch empty-text check (it reads one verdict back from the device per batch).
 ``simcse-compiled`` / ``cached-simcse-compiled``: the encoder wrapped in ``torch.compile`` (fewer, fused
 kernels: the cure for a step bound by kernel-launch overhead); warm-up steps absorb the compilation.
+``cached-simcse-cudagraphs``: the encoder compiled with ``mode="reduce-overhead"`` (CUDA graphs: one launch
+replays a whole pass, so the per-kernel host cost that bounds GradCache's 3 x (2B / mini-batch) passes per
+step on a GPU goes away); on a CPU it is plain compilation.
 ``simcse-two-pass``: the same loss on embeddings from two separate passes of the batch (as ST's MNRL does)
 instead of one merged pass of twice the rows, to compare the two forward layouts on the device at hand.
 """
@@ -13,11 +16,11 @@ from __future__ import annotations
 MINI_BATCH = 128
 
 
-def _simcse(model, cached: bool = False, compiled: bool = False, **kwargs):
+def _simcse(model, cached: bool = False, compiled: bool = False, cudagraphs: bool = False, **kwargs):
     from st_contrast.losses import CachedSimCSELoss, SimCSELoss
 
-    if compiled:
-        _compile_encoder(model)
+    if compiled or cudagraphs:
+        _compile_encoder(model, cudagraphs=cudagraphs)
     loss = (
         CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH, **kwargs)
         if cached
@@ -46,19 +49,35 @@ def simcse_two_pass(model):
     return _TwoPass(model), lambda s: ([model.preprocess(s)], None)
 
 
-def _compile_encoder(model):
+def _compile_encoder(model, cudagraphs: bool = False):
     """Compile the Hugging Face encoder inside the SentenceTransformer (inductor, dynamic sequence length).
 
     ``fallback_random`` makes dropout use the eager random generator, so GradCache's replay of each
     mini-batch's random state still reproduces the first pass's dropout masks exactly
     (``benchmarks/check_compiled_gradcache.py`` checks it).
+
+    With ``cudagraphs`` (``mode="reduce-overhead"``, static shapes: one graph per chunk width) each call
+    starts a new graph step and clones the hidden states: a CUDA graph replays into the same output buffers,
+    and GradCache keeps every mini-batch's first-pass embedding (a view of them under [CLS] pooling) until
+    the batch is done.
     """
     import torch
     import torch._inductor.config as inductor_config
 
     inductor_config.fallback_random = True
     encoder = model[0].auto_model  # sentence-transformers calls the encoder's forward directly
-    encoder.forward = torch.compile(encoder.forward, dynamic=True)
+    if not cudagraphs:
+        encoder.forward = torch.compile(encoder.forward, dynamic=True)
+        return
+    compiled = torch.compile(encoder.forward, mode="reduce-overhead", dynamic=False)
+
+    def forward(*args, **kwargs):
+        torch.compiler.cudagraph_mark_step_begin()
+        output = compiled(*args, **kwargs)
+        output.last_hidden_state = output.last_hidden_state.clone()
+        return output
+
+    encoder.forward = forward
 
 
 FACTORIES = {
@@ -67,4 +86,5 @@ FACTORIES = {
     "simcse-two-pass": simcse_two_pass,
     "simcse-compiled": lambda model: _simcse(model, compiled=True),
     "cached-simcse-compiled": lambda model: _simcse(model, cached=True, compiled=True),
+    "cached-simcse-cudagraphs": lambda model: _simcse(model, cached=True, cudagraphs=True),
 }

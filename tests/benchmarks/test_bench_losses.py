@@ -72,13 +72,17 @@ def test_gpu_session_script_dry_run_on_cpu(tmp_path):
     import os
 
     env = dict(os.environ, PRESET="cpu-smoke", DEVICE="cpu", OUT=str(tmp_path / "out"), WORK=str(tmp_path / "w"),
-               PYTHON=sys.executable, PARTS="key profiles", KEY_BATCHES="4", PROFILE_CONFIGS="simcse:4")  # fmt: skip
+               PYTHON=sys.executable, PARTS="key profiles cudagraphs", KEY_BATCHES="4", PROFILE_CONFIGS="simcse:4",
+               CACHED_BATCH="4")  # fmt: skip
     root = BENCH.parents[1]
     done = subprocess.run(["bash", str(root / "benchmarks" / "gpu_session.sh")], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "part key: exit 0" in summary and "part profiles: exit 0" in summary, summary[-2000:]
+    for part in ("key", "profiles", "cudagraphs-check", "cudagraphs"):
+        assert f"part {part}: exit 0" in summary, summary[-2000:]
+    assert "gradient relative difference" in summary  # the CUDA-graph exactness check printed its verdict
+    assert "| cached-simcse-cudagraphs | 4 |" in summary
     assert "| simcse-two-pass | 4 |" in summary
     assert (tmp_path / "out" / "gpu_session.tar.gz").stat().st_size > 0
     profile = json.loads((tmp_path / "out" / "results" / "profiles" / "profile_summary.json").read_text())
