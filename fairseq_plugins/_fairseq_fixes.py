@@ -9,7 +9,7 @@
   the ids to their row in the batch (the order seen at step 0), which is what the overlap table needs.
 * **``--no-repeat-ngram-size`` without the CUDA extension.** ``SequenceGenerator`` hands ``NGramRepeatBlock``
   its whole token buffer (``max_len + 2`` columns, pads after the current step), and the pure-PyTorch path
-  (used on the CPU, and on a GPU when ``ngram_repeat_block_cuda`` was not built, as in the PyPI wheels)
+  (used on the CPU, and on a GPU when ``ngram_repeat_block_cuda`` was not built: fairseq-fixed's wheels lack it)
   takes the n-gram to check from the buffer's END, i.e. from padding: it bans nothing, so repeated n-grams
   come out (fairseq issue 5206). The replacement checks the last ``n - 1`` generated tokens (positions
   ``step - n + 2 .. step``) against every earlier window, as the CUDA kernel does, in a few vectorised
