@@ -43,8 +43,10 @@ def test_cosine_similarity_matrix():
     torch.testing.assert_close(F_.cosine_similarity_matrix(a, b), expected)
 
 
-def test_paired_symmetric_kl_closed_form_gradient_matches_autograd():
-    """The hand-written backward of the fused R-Drop KL against autograd through the formula, in float64."""
+@pytest.mark.parametrize("block_rows", [None, 2, 4, 10**9])
+def test_paired_symmetric_kl_closed_form_gradient_matches_autograd(block_rows):
+    """The hand-written backward of the fused R-Drop KL against autograd through the formula, in float64,
+    in one block and in blocks of rows (15 positions: blocks of 2 and 4 leave a partial last block)."""
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 5, 7, dtype=torch.float64)
     mask = torch.rand(3, 5) > 0.3
@@ -57,7 +59,7 @@ def test_paired_symmetric_kl_closed_form_gradient_matches_autograd():
 
     fused_input = logits.log_softmax(-1).detach().requires_grad_(True)
     ref_input = fused_input.detach().clone().requires_grad_(True)
-    fused = F_.paired_symmetric_kl(fused_input, mask, reduction="sum")
+    fused = F_.paired_symmetric_kl(fused_input, mask, reduction="sum", block_rows=block_rows)
     ref = reference(ref_input)
     (fused * upstream).backward()
     (ref * upstream).backward()
@@ -68,8 +70,56 @@ def test_paired_symmetric_kl_closed_form_gradient_matches_autograd():
     assert fused_input.grad[:, mask].abs().sum() > 0
 
 
+@pytest.mark.parametrize("block_rows", [None, 2, 4, 10**9])
+@pytest.mark.parametrize("ignore_index", [1, None])
+def test_paired_label_smoothed_nll_and_kl_matches_the_formulas(block_rows, ignore_index):
+    """R-Drop's fused objective against loops written from the formulas (fairseq's label-smoothed NLL on both
+    copies, the masked symmetric KL), values and gradients under arbitrary upstream weights, in float64."""
+    torch.manual_seed(0)
+    classes, eps = 7, 0.1
+    log_pq = torch.randn(2, 3, 5, classes, dtype=torch.float64).log_softmax(-1)
+    target = torch.randint(0, classes, (3, 5))
+    target[0, 3:] = 1  # padding when ignore_index is 1
+    fused_input = log_pq.clone().requires_grad_(True)
+    ref_input = log_pq.clone().requires_grad_(True)
+    loss, nll, kl = F_.paired_label_smoothed_nll_and_kl(fused_input, target, eps, ignore_index, block_rows)
+
+    ref_nll = ref_smooth = ref_kl = torch.zeros((), dtype=torch.float64)
+    for b in range(3):
+        for t in range(5):
+            if ignore_index is not None and target[b, t] == ignore_index:
+                continue
+            for h in range(2):
+                ref_nll = ref_nll - ref_input[h, b, t, target[b, t]]
+                ref_smooth = ref_smooth - ref_input[h, b, t].sum()
+            lp, lq = ref_input[0, b, t], ref_input[1, b, t]
+            ref_kl = ref_kl + 0.5 * ((lp.exp() * (lp - lq)).sum() + (lq.exp() * (lq - lp)).sum())
+    eps_i = eps / (classes - 1)
+    ref_loss = (1 - eps - eps_i) * ref_nll + eps_i * ref_smooth
+    for got, want in ((loss, ref_loss), (nll, ref_nll), (kl, ref_kl)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    weights = torch.randn(3, dtype=torch.float64)
+    (weights[0] * loss + weights[1] * kl + weights[2] * nll).backward()
+    (weights[0] * ref_loss + weights[1] * ref_kl + weights[2] * ref_nll).backward()
+    torch.testing.assert_close(fused_input.grad, ref_input.grad, rtol=1e-4, atol=1e-6)
+    if ignore_index is not None:
+        assert fused_input.grad[:, 0, 3:].abs().max() == 0, "padded positions must get no gradient"
+
+
+def test_paired_label_smoothed_nll_and_kl_errors():
+    with pytest.raises(ValueError, match=r"shaped \(2, \.\.\., C\)"):
+        F_.paired_label_smoothed_nll_and_kl(torch.zeros(3, 4, 5), torch.zeros(4, dtype=torch.long), 0.1)
+    with pytest.raises(ValueError, match="target must be shaped like log_pq"):
+        F_.paired_label_smoothed_nll_and_kl(torch.zeros(2, 4, 5), torch.zeros(3, dtype=torch.long), 0.1)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        F_.paired_label_smoothed_nll_and_kl(torch.zeros(2, 4, 1), torch.zeros(4, dtype=torch.long), 0.1)
+
+
 def test_paired_symmetric_kl_input_shape_errors():
     with pytest.raises(ValueError, match=r"shaped \(2, \.\.\., C\)"):
         F_.paired_symmetric_kl(torch.zeros(3, 4, 5))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="block_rows must be a positive integer"):
+            F_.paired_symmetric_kl(torch.zeros(2, 4, 5), block_rows=bad)
     with pytest.raises(ValueError, match="same shape"):
         F_.symmetric_kl_from_log_probs(torch.zeros(2, 3), torch.zeros(2, 4))
