@@ -8,7 +8,10 @@ Networks", NeurIPS 2021, https://arxiv.org/abs/2106.14448, eq. (3)::
 ``p`` and ``q`` are the output distributions of the same batch under two dropout masks. The batch is
 duplicated inside one forward (one ``2B`` batch, not two passes), the CE terms are fairseq's
 label-smoothed CE summed over non-pad tokens and the KL is summed over non-pad target positions, so the
-loss keeps fairseq's "sum over tokens, divided by ``ntokens``" scale.
+loss keeps fairseq's "sum over tokens, divided by ``ntokens``" scale. Both are computed by one fused
+function (``st_contrast.losses.functional.paired_label_smoothed_nll_and_kl``) on a view of the doubled
+batch's log-probabilities, which writes their joint gradient in one blocked pass: R-Drop's cost beyond
+the doubled batch is then a small part of an update.
 
 Paper vs official code: the paper (and this criterion by default) averages the two CE terms; the
 official fairseq code sums them (``--rdrop-summed-ce``), which is ``2 x`` the paper's loss with
@@ -28,11 +31,10 @@ import torch
 from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterion,
     LabelSmoothedCrossEntropyCriterionConfig,
-    label_smoothed_nll_loss,
 )
 from torch import Tensor
 
-from st_contrast.losses.functional import paired_symmetric_kl
+from st_contrast.losses.functional import paired_label_smoothed_nll_and_kl
 
 from .._registry import register_criterion_once
 from ._logging import log_extra_loss, logging_output
@@ -103,14 +105,10 @@ class RDropLabelSmoothedCrossEntropy(LabelSmoothedCrossEntropyCriterion):
                 raise ValueError("rdrop_label_smoothed_cross_entropy needs reduce=True while training")
             net_output = model(**duplicate_net_input(sample["net_input"]))
             lprobs, tgt = self._lprobs_and_target(model, net_output, target)
-            both = torch.cat([tgt, tgt], dim=0)
-            ce, nll = label_smoothed_nll_loss(
-                lprobs.reshape(-1, lprobs.size(-1)), both.reshape(-1), self.eps, ignore_index=self.padding_idx
-            )  # summed over both copies
-            # one view of both copies' log-probabilities (no copy), pad positions masked out
-            vocab = lprobs.size(-1)
-            pair = lprobs.reshape(2, -1, vocab)
-            kl = paired_symmetric_kl(pair, tgt.ne(self.padding_idx).reshape(-1), reduction="sum")
+            # one view of both copies' log-probabilities (no copy): fairseq's label-smoothed NLL summed over both
+            # copies and the KL over non-pad positions, fused so that their gradients are written in one pass
+            pair = lprobs.reshape(2, -1, lprobs.size(-1))
+            ce, nll, kl = paired_label_smoothed_nll_and_kl(pair, tgt.reshape(-1), self.eps, self.padding_idx)
             if not self.rdrop_summed_ce:
                 ce = 0.5 * ce
             loss = ce + self.rdrop_alpha * kl.to(ce.dtype)

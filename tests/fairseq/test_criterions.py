@@ -205,17 +205,23 @@ def _reference_rdrop(model, sample, pad, alpha, eps, summed, seed):
 
 @pytest.mark.parametrize("summed", [False, True])
 def test_rdrop_matches_reference_and_kl_is_positive(make_model, task, dictionary, summed):
+    import copy
+
     model = make_model(dropout=0.3)
     model.train()
+    twin = copy.deepcopy(model)
     sample = make_sample(dictionary, seed=6)
     torch.manual_seed(21)
     loss, size, log = _rdrop(task, rdrop_alpha=2.0, rdrop_summed_ce=summed)(model, sample)
-    expected, expected_kl = _reference_rdrop(model, sample, dictionary.pad(), 2.0, 0.1, summed, seed=21)
+    expected, expected_kl = _reference_rdrop(twin, sample, dictionary.pad(), 2.0, 0.1, summed, seed=21)
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(log["rdrop_kl_loss"], expected_kl.detach(), rtol=1e-4, atol=1e-5)
     assert float(expected_kl.detach()) > 1e-4  # dropout made the two copies differ
     assert size == sample["ntokens"]
     loss.backward()
+    expected.backward()  # the fused gradient (CE + KL in one pass) equals autograd through the loops
+    for (name, ours), theirs in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6, msg=name)
     assert _grad_norm(model.parameters()) > 0
 
 
