@@ -99,3 +99,28 @@ def test_ngram_patch_is_applied_once(plugins):
     method = NGramRepeatBlock._no_repeat_ngram
     patch_ngram_repeat_block()
     assert NGramRepeatBlock._no_repeat_ngram is method
+
+
+def _has_repeated_bigram(tokens: list[int]) -> bool:
+    pairs = list(zip(tokens, tokens[1:]))
+    return len(set(pairs)) < len(pairs)
+
+
+def test_sequence_generator_blocks_repeated_ngrams_on_the_cpu(make_model, task, dictionary):
+    """End to end through fairseq's SequenceGenerator (what fairseq-generate runs): an untrained model loops,
+    and with no_repeat_ngram_size=2 no hypothesis repeats a bigram."""
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from .conftest import make_sample
+
+    model = make_model(dropout=0.0, seed=1).eval()
+    sample = make_sample(dictionary, batch_size=6, seed=2)
+    outputs = {}
+    for size in (0, 2):
+        generator = SequenceGenerator([model], dictionary, beam_size=3, min_len=12, max_len_b=16,
+                                      no_repeat_ngram_size=size)  # fmt: skip
+        with torch.no_grad():
+            hypotheses = generator.generate([model], sample)
+        outputs[size] = [h["tokens"].tolist() for beams in hypotheses for h in beams]
+    assert any(_has_repeated_bigram(t) for t in outputs[0]), "expected the untrained model to loop"
+    assert not any(_has_repeated_bigram(t) for t in outputs[2]), outputs[2]
