@@ -756,11 +756,7 @@ class _PairedSmoothedNLLAndKL(torch.autograd.Function):
         flat = log_pq.reshape(2, -1, log_pq.shape[-1])
         rows = flat.shape[1]
         kl_rows, row_sums = flat.new_empty(rows), flat.new_empty(2, rows)
-        for start, end in _row_blocks(rows, block_rows):
-            log_p, log_q = flat[0, start:end], flat[1, start:end]
-            p_minus_q = log_p.exp().sub_(log_q.exp())
-            torch.linalg.vecdot(p_minus_q, log_p - log_q, out=kl_rows[start:end])
-            torch.sum(flat[:, start:end], dim=-1, out=row_sums[:, start:end])
+        _kl_rows(flat, block_rows, kl_rows, row_sums)
         picked = flat.gather(2, target.view(1, -1, 1).expand(2, -1, 1)).squeeze(-1)
         zero = flat.new_zeros(())
         nll = -torch.where(keep, picked, zero).sum()
@@ -778,15 +774,7 @@ class _PairedSmoothedNLLAndKL(torch.autograd.Function):
         weight = keep.to(flat.dtype)
         kl_scale = (0.5 * grad_kl * weight).unsqueeze(1)
         smooth_shift = (grad_smooth * weight).unsqueeze(1)
-        out = torch.empty_like(flat)
-        for start, end in _row_blocks(flat.shape[1], ctx.block_rows):
-            log_p, log_q = flat[0, start:end], flat[1, start:end]
-            p, q = log_p.exp(), log_q.exp()
-            log_ratio = log_p - log_q
-            p_minus_q = p - q
-            scale, shift = kl_scale[start:end], smooth_shift[start:end]
-            torch.addcmul(p_minus_q, p, log_ratio, out=out[0, start:end]).mul_(scale).sub_(shift)
-            torch.addcmul(p_minus_q, q, log_ratio, out=out[1, start:end]).mul_(-scale).sub_(shift)
+        out = _kl_gradient(flat, ctx.block_rows, kl_scale, smooth_shift)
         picked = (-grad_nll * weight).view(1, -1, 1).expand(2, -1, 1)
         out.scatter_add_(2, target.view(1, -1, 1).expand(2, -1, 1), picked)
         return out.reshape(log_pq.shape), None, None, None
@@ -800,17 +788,42 @@ def _row_blocks(rows: int, block_rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
+def _kl_rows(flat: Tensor, block_rows: int, out: Tensor, row_sums: Tensor | None = None) -> Tensor:
+    """``out[r] = Σ_c (p − q)(log p − log q)`` for ``flat = (2, rows, C)`` log-probabilities, block by block;
+    ``row_sums[h, r] = Σ_c flat[h, r, c]`` too when given (read while the block is in cache)."""
+    for start, end in _row_blocks(flat.shape[1], block_rows):
+        log_p, log_q = flat[0, start:end], flat[1, start:end]
+        p_minus_q = log_p.exp().sub_(log_q.exp())
+        torch.linalg.vecdot(p_minus_q, log_p - log_q, out=out[start:end])
+        if row_sums is not None:
+            torch.sum(flat[:, start:end], dim=-1, out=row_sums[:, start:end])
+    return out
+
+
+def _kl_gradient(flat: Tensor, block_rows: int, scale: Tensor, shift: Tensor | None = None) -> Tensor:
+    """``scale · ∂/∂flat Σ_c (p − q)(log p − log q)``, minus ``shift`` on both halves (``scale``, ``shift``:
+    ``(rows, 1)``), written block by block into one tensor shaped like ``flat``."""
+    out = torch.empty_like(flat)
+    for start, end in _row_blocks(flat.shape[1], block_rows):
+        log_p, log_q = flat[0, start:end], flat[1, start:end]
+        p, q = log_p.exp(), log_q.exp()
+        log_ratio = log_p - log_q
+        p_minus_q = p - q
+        first = torch.addcmul(p_minus_q, p, log_ratio, out=out[0, start:end]).mul_(scale[start:end])
+        second = torch.addcmul(p_minus_q, q, log_ratio, out=out[1, start:end]).mul_(-scale[start:end])
+        if shift is not None:
+            first.sub_(shift[start:end])
+            second.sub_(shift[start:end])
+    return out
+
+
 class _PairedSymmetricKL(torch.autograd.Function):
     """Per-position ``½ Σ_c (p_c − q_c)(log p_c − log q_c)`` with a closed-form backward, block by block."""
 
     @staticmethod
     def forward(ctx, log_pq: Tensor, block_rows: int) -> Tensor:
         flat = log_pq.reshape(2, -1, log_pq.shape[-1])
-        out = flat.new_empty(flat.shape[1])
-        for start, end in _row_blocks(flat.shape[1], block_rows):
-            log_p, log_q = flat[0, start:end], flat[1, start:end]
-            p_minus_q = log_p.exp().sub_(log_q.exp())
-            torch.linalg.vecdot(p_minus_q, log_p - log_q, out=out[start:end])
+        out = _kl_rows(flat, block_rows, flat.new_empty(flat.shape[1]))
         ctx.save_for_backward(log_pq)
         ctx.block_rows = block_rows
         return out.mul_(0.5).reshape(log_pq.shape[1:-1])
@@ -820,13 +833,5 @@ class _PairedSymmetricKL(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (log_pq,) = ctx.saved_tensors
         flat = log_pq.reshape(2, -1, log_pq.shape[-1])
-        scale = 0.5 * grad.reshape(-1, 1)
-        out = torch.empty_like(flat)
-        for start, end in _row_blocks(flat.shape[1], ctx.block_rows):
-            log_p, log_q = flat[0, start:end], flat[1, start:end]
-            p, q = log_p.exp(), log_q.exp()
-            log_ratio = log_p - log_q
-            p_minus_q = p - q
-            torch.addcmul(p_minus_q, p, log_ratio, out=out[0, start:end]).mul_(scale[start:end])
-            torch.addcmul(p_minus_q, q, log_ratio, out=out[1, start:end]).mul_(-scale[start:end])
+        out = _kl_gradient(flat, ctx.block_rows, 0.5 * grad.reshape(-1, 1))
         return out.reshape(log_pq.shape), None
