@@ -685,7 +685,7 @@ def paired_symmetric_kl(
     On the CPU the positions are processed in blocks of ``block_rows`` (default: about half a million
     values per block), so that each block's temporaries stay in cache instead of streaming the whole
     ``(2, positions, C)`` tensor through memory once per operation (about 3x faster forward+backward at
-    Multi30k's 5,925 types, 305 -> 89 ms; ``benchmarks/bench_rdrop_kl.py``). Elsewhere the default is one block.
+    Multi30k's 5,925 types; ``benchmarks/bench_rdrop_kl.py``). Elsewhere the default is one block.
     ``mask`` (shaped like ``log_pq[0]`` without the last dim) and ``reduction`` as in :func:`symmetric_kl`.
     """
     if log_pq.ndim < 2 or log_pq.shape[0] != 2:
