@@ -32,6 +32,22 @@ def _assert_same(reference, cached):
         torch.testing.assert_close(cached[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def _assert_leaf_gradients_match(run_reference, run_cached, leaves):
+    """``run_reference()`` and ``run_cached()`` each return a loss over ``leaves``: equal values, and equal
+    (non-zero) gradients on every leaf."""
+    reference = run_reference()
+    reference.backward()
+    expected = [leaf.grad.clone() for leaf in leaves]
+    for leaf in leaves:
+        leaf.grad = None
+    value = run_cached()
+    value.backward()
+    torch.testing.assert_close(value, reference.detach())
+    for leaf, grad in zip(leaves, expected):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(leaf.grad, grad)
+
+
 @pytest.mark.parametrize("n_columns", [1, 2, 3])
 def test_exact_gradients_without_dropout_any_mini_batch(tiny_model, sentences, n_columns):
     tiny_model.eval()
@@ -102,20 +118,16 @@ def test_gather_matches_uncached_with_fake_group(echo_model, fake_process_group)
     torch.manual_seed(0)
     others = {0: [torch.randn(4, 8), torch.randn(4, 8)]}
     leaves = [torch.randn(4, 8, requires_grad=True) for _ in range(2)]
-    fake_process_group(rank=1, world_size=2, others={0: others[0]})
-    reference = SimCSELoss(echo_model, gather_across_devices=True)(echo_features(*leaves), None)
-    reference.backward()
-    expected = [t.grad.clone() for t in leaves]
-    for t in leaves:
-        t.grad = None
-    fake_process_group(rank=1, world_size=2, others={0: others[0]})
-    cached = CachedSimCSELoss(echo_model, gather_across_devices=True, mini_batch_size=3)
-    value = cached(echo_features(*leaves), None)
-    value.backward()
-    torch.testing.assert_close(value, reference.detach())
-    for leaf, grad in zip(leaves, expected):
-        assert grad.abs().sum() > 0
-        torch.testing.assert_close(leaf.grad, grad)
+
+    def run(loss):
+        fake_process_group(rank=1, world_size=2, others={0: others[0]})
+        return loss(echo_features(*leaves), None)
+
+    _assert_leaf_gradients_match(
+        lambda: run(SimCSELoss(echo_model, gather_across_devices=True)),
+        lambda: run(CachedSimCSELoss(echo_model, gather_across_devices=True, mini_batch_size=3)),
+        leaves,
+    )
 
 
 def test_no_grad_evaluation_returns_the_loss(tiny_model, sentences):
@@ -356,17 +368,13 @@ def test_cached_declutr_gather_matches_uncached_with_fake_group(echo_model, fake
     torch.manual_seed(5)
     others = {0: [torch.randn(4, 8), torch.randn(4, 8)]}  # rank 0's anchors and averaged positives
     cols = [torch.randn(2, 8, requires_grad=True) for _ in range(6)]
-    fake_process_group(rank=1, world_size=2, others=others)
-    reference = DeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True)(echo_features(*cols), None)
-    reference.backward()
-    expected = [c.grad.clone() for c in cols]
-    for c in cols:
-        c.grad = None
-    fake_process_group(rank=1, world_size=2, others=others)
-    cached = CachedDeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True, mini_batch_size=5)
-    value = cached(echo_features(*cols), None)
-    value.backward()
-    torch.testing.assert_close(value, reference.detach())
-    for col, grad in zip(cols, expected):
-        assert grad.abs().sum() > 0
-        torch.testing.assert_close(col.grad, grad)
+
+    def run(loss):
+        fake_process_group(rank=1, world_size=2, others=others)
+        return loss(echo_features(*cols), None)
+
+    _assert_leaf_gradients_match(
+        lambda: run(DeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True)),
+        lambda: run(CachedDeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True, mini_batch_size=5)),
+        cols,
+    )
