@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         "batches through one criterion, then the next (on a GPU, where switching models between updates "
         "was seen to inflate some updates several-fold)",
     )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N",
+        help="after timing, run N more updates per criterion under torch.profiler and print each one's operators "
+        "by self CPU time (where an update's time goes)",
+    )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "fairseq_speed.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -145,6 +150,20 @@ def main(argv: list[str] | None = None) -> int:
             if step >= args.warmup:
                 wall[name].append(w1 - w0)
                 cpu[name].append(c1 - c0)
+    if args.profile > 0:
+        from torch.profiler import ProfilerActivity, profile
+
+        for name in names:
+            net, criterion, optimizer = models[name], all_criteria[name], optimizers[name]
+            with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+                for sample in batches[args.warmup : args.warmup + args.profile]:
+                    optimizer.zero_grad(set_to_none=True)
+                    with autocast:
+                        loss, _, _ = criterion(net, sample)
+                    loss.backward()
+                    optimizer.step()
+            print(f"{name}: {args.profile} profiled updates")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     results = {}
     for name in names:
         results[name] = {
