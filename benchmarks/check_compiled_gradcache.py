@@ -8,7 +8,8 @@ Trains one step of :class:`SimCSELoss` (eager) and of :class:`CachedSimCSELoss` 
 batch, with the encoder compiled as ``benchmarks/factories/variants.py`` does (``fallback_random=True``),
 from the same seed with dropout on, and prints the two losses and the relative difference of the gradients.
 With the same random stream in both passes the cached loss equals the eager one up to float rounding; a
-compiled dropout that drew its masks differently would show up as a large difference. With ``--cudagraphs``
+compiled dropout that drew its masks differently would show up as a large difference, and the script exits
+with status 1 when either difference exceeds ``--tolerance``. With ``--cudagraphs``
 both sides are :class:`CachedSimCSELoss` with two mini-batches (eager vs compiled with CUDA graphs), which
 also catches a first-pass embedding overwritten by the next mini-batch's graph replay.
 """
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--workdir", default="/tmp/st-contrast-bench")
     parser.add_argument("--cudagraphs", action="store_true", help='compile with mode="reduce-overhead"')
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4, help="exit 1 when the losses or gradients differ by more (relative)"
+    )
     args = parser.parse_args(argv)
     preset = dict(bench_losses.PRESETS["cpu-smoke" if args.device == "cpu" else "gpu-base"], device=args.device)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     difference = ((b - a).norm() / a.norm()).item()
     print(f"loss eager {eager_value:.6f}, compiled+cached {compiled_value:.6f}; "
           f"gradient relative difference {difference:.2e} over {len(common)} tensors")  # fmt: skip
+    loss_difference = abs(compiled_value - eager_value) / max(abs(eager_value), 1e-12)
+    if difference > args.tolerance or loss_difference > args.tolerance:
+        print(f"NOT EXACT: above the tolerance {args.tolerance:g}")
+        return 1
     return 0
 
 

@@ -87,7 +87,7 @@ if want cudagraphs; then  # CUDA graphs remove the per-kernel host cost that bou
   timeout "${CHECK_LIMIT:-150}" $PY benchmarks/check_compiled_gradcache.py --device "$DEVICE" --cudagraphs \
     --workdir "$WORK" >"$RES/cudagraphs_check.log" 2>&1
   log "part cudagraphs-check: exit $?"
-  tail -1 "$RES/cudagraphs_check.log" >>"$OUT/summary.md"
+  tail -2 "$RES/cudagraphs_check.log" >>"$OUT/summary.md"
   bench cudagraphs "${COMPILED_LIMIT:-200}" --losses backbone,cached-simcse,cached-mnrl,cached-simcse-cudagraphs \
     --passes 1 --batch-sizes "${CACHED_BATCH:-1024}"
 fi
