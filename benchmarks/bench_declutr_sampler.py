@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "wall_s": round(time.time() - start, 1),
         "command": "OMP_NUM_THREADS={} python benchmarks/bench_declutr_sampler.py {}".format(
-            os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])),
+            os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])
+        ),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "all_docs_per_s"}, indent=2))

@@ -79,20 +79,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (GPU)")
     parser.add_argument(
-        "--warm-all-shapes", action="store_true",
+        "--warm-all-shapes",
+        action="store_true",
         help="before timing, one untimed update per criterion on every batch. On an H100, updates took 0.04-1.0 s "
         "with the host busy throughout (CPU time = wall time), depending on which criterion ran before: "
         "one-off work per new batch shape (allocator growth, cuDNN/cuBLAS plans) is the suspect; this option "
         "pays it before timing",
     )
     parser.add_argument(
-        "--order", choices=["rotate", "blocked"], default="rotate",
+        "--order",
+        choices=["rotate", "blocked"],
+        default="rotate",
         help="rotate: every batch through each criterion in turn (spreads a shared CPU's load); blocked: all "
         "batches through one criterion, then the next (on a GPU, where switching models between updates "
         "was seen to inflate some updates several-fold)",
     )
     parser.add_argument(
-        "--profile", type=int, default=0, metavar="N",
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
         help="after timing, run N more updates per criterion under torch.profiler and print each one's operators "
         "by self CPU time (where an update's time goes)",
     )
@@ -179,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "fairseq_speed",
         "device": (
             torch.cuda.get_device_name(0) + (", bf16 autocast" if args.bf16 else ", fp32")
-            if cuda else f"cpu, torch threads {torch.get_num_threads()} (shared machine)"
+            if cuda
+            else f"cpu, torch threads {torch.get_num_threads()} (shared machine)"
         ),
         "setup": {k: v for k, v in vars(args).items() if k != "output"},
         "target_tokens_per_batch_median": statistics.median(ntokens),

@@ -41,16 +41,43 @@ sys.path.insert(0, str(ROOT))
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-tiny": dict(
-        device="cpu", dtype="float32", hidden=128, layers=2, heads=2, vocab=2000, seq=32, batch_sizes=[64, 512],
-        warmup=2, steps=5, passes=2,
+        device="cpu",
+        dtype="float32",
+        hidden=128,
+        layers=2,
+        heads=2,
+        vocab=2000,
+        seq=32,
+        batch_sizes=[64, 512],
+        warmup=2,
+        steps=5,
+        passes=2,
     ),
     "cpu-smoke": dict(
-        device="cpu", dtype="float32", hidden=32, layers=1, heads=2, vocab=500, seq=16, batch_sizes=[8],
-        warmup=1, steps=2, passes=1,
+        device="cpu",
+        dtype="float32",
+        hidden=32,
+        layers=1,
+        heads=2,
+        vocab=500,
+        seq=16,
+        batch_sizes=[8],
+        warmup=1,
+        steps=2,
+        passes=1,
     ),
     "gpu-base": dict(
-        device="cuda", dtype="bfloat16", hidden=768, layers=12, heads=12, vocab=30522, seq=32, batch_sizes=[64, 512],
-        warmup=3, steps=10, passes=2,
+        device="cuda",
+        dtype="bfloat16",
+        hidden=768,
+        layers=12,
+        heads=12,
+        vocab=30522,
+        seq=32,
+        batch_sizes=[64, 512],
+        warmup=3,
+        steps=10,
+        passes=2,
     ),
 }
 BUILTIN = ("backbone", "mnrl", "simcse")
@@ -126,7 +153,11 @@ def build_model(preset: dict[str, Any], workdir: Path):
     if not (folder / "config.json").exists():
         vocab = train_wordpiece_vocab(training_corpus(4000), vocab_size=preset["vocab"])
         build_tiny_transformer(
-            folder, hidden_size=preset["hidden"], num_layers=preset["layers"], num_heads=preset["heads"], vocab=vocab,
+            folder,
+            hidden_size=preset["hidden"],
+            num_layers=preset["layers"],
+            num_heads=preset["heads"],
+            vocab=vocab,
             max_position_embeddings=max(64, preset["seq"]),
         )
     transformer = Transformer(str(folder), max_seq_length=preset["seq"])
@@ -326,9 +357,14 @@ def run_one(
         peak, memory_kind = _peak_rss_mib(), "peak_rss_mib"
     else:
         peak, memory_kind = None, "not measured (CPU run without a fresh process)"
-    return {"name": name, "batch_size": batch_size, "times": times,
-            "peak_mib": None if peak is None else round(peak, 1), "memory": memory_kind,
-            "base_rss_mib": round(base_rss, 1)}
+    return {
+        "name": name,
+        "batch_size": batch_size,
+        "times": times,
+        "peak_mib": None if peak is None else round(peak, 1),
+        "memory": memory_kind,
+        "base_rss_mib": round(base_rss, 1),
+    }
 
 
 def run_in_process(preset: str, name: str, batch: int, steps: int, warmup: int, workdir: str) -> dict[str, Any]:
@@ -441,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         "--write-section", action="store_true", help="also write benchmarks/sections/losses_<preset>.md"
     )
     parser.add_argument(
-        "--in-process", action="store_true",
+        "--in-process",
+        action="store_true",
         help="run every configuration in this process (for GPUs: CUDA peak memory is still per configuration; "
         "on the CPU peak memory is then not measured)",
     )

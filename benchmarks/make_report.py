@@ -14,8 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "sections"
 # sections in reading order; any other section file follows, alphabetically
 ORDER = [
-    "demo", "losses_cpu-tiny", "losses_gpu-base", "cached", "unsup_sts", "self_guided", "consert", "cline",
-    "declutr", "supcon_ood", "cil", "fairseq", "simcls", "simcls_xsum",
+    "demo",
+    "losses_cpu-tiny",
+    "losses_gpu-base",
+    "cached",
+    "unsup_sts",
+    "self_guided",
+    "consert",
+    "cline",
+    "declutr",
+    "supcon_ood",
+    "cil",
+    "fairseq",
+    "simcls",
+    "simcls_xsum",
 ]
 HEADER = """# Benchmarks
 

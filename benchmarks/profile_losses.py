@@ -69,15 +69,23 @@ def profile_one(preset: str, name: str, batch: int, steps: int, workdir: str, ou
     device_us = sum(_device_time(e) for e in kernels)
     launches = sum(e.count for e in kernels)
     waits = {e.key: e.count / steps for e in averages if e.key in WAITS}
-    text = [f"{name} batch {batch}, {steps} profiled steps", "", "by host (self CPU) time:",
-            averages.table(sort_by="self_cpu_time_total", row_limit=30)]
+    text = [
+        f"{name} batch {batch}, {steps} profiled steps",
+        "",
+        "by host (self CPU) time:",
+        averages.table(sort_by="self_cpu_time_total", row_limit=30),
+    ]
     if cuda:
         text += ["", "by device time:", averages.table(sort_by="self_cuda_time_total", row_limit=30)]
     (out / f"profile_{name}_{batch}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
     summary = {
-        "name": name, "batch_size": batch, "wall_ms_per_step": 1000 * sorted(walls)[len(walls) // 2],
-        "host_ms_per_step": host_us / 1000 / steps, "device_ms_per_step": device_us / 1000 / steps,
-        "kernels_per_step": launches / steps, "waits_per_step": waits,
+        "name": name,
+        "batch_size": batch,
+        "wall_ms_per_step": 1000 * sorted(walls)[len(walls) // 2],
+        "host_ms_per_step": host_us / 1000 / steps,
+        "device_ms_per_step": device_us / 1000 / steps,
+        "kernels_per_step": launches / steps,
+        "waits_per_step": waits,
     }
     del step, prof
     gc.collect()
@@ -113,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in row:
             print(f"{name:>16} {batch:>5}: {row['error']}")
         else:
-            print(f"{name:>16} {batch:>5}: wall {row['wall_ms_per_step']:8.1f} ms  host {row['host_ms_per_step']:8.1f}"
-                  f"  device {row['device_ms_per_step']:8.1f}  kernels {row['kernels_per_step']:6.0f}"
-                  f"  waits {json.dumps(row['waits_per_step'])}")
+            print(
+                f"{name:>16} {batch:>5}: wall {row['wall_ms_per_step']:8.1f} ms  host {row['host_ms_per_step']:8.1f}"
+                f"  device {row['device_ms_per_step']:8.1f}  kernels {row['kernels_per_step']:6.0f}"
+                f"  waits {json.dumps(row['waits_per_step'])}"
+            )
     (out / "profile_summary.json").write_text(json.dumps(summaries, indent=2) + "\n", encoding="utf-8")
     return 0 if all("error" not in s for s in summaries) else 1
 

@@ -93,8 +93,9 @@ def run(dataset: str, config: str, data: dict[str, Any], args) -> dict[str, Any]
     )
     view = TfidfSubstitution(seed=args.seed).fit(data["train"])
     bags = pseudo_bags(data["train"], args.bag_size, seed=args.seed)
-    dataset_rows = cil_dataset(bags, data["rel2id"], args.bag_size, augment=view, seed=args.seed,
-                               max_words=args.max_words)
+    dataset_rows = cil_dataset(
+        bags, data["rel2id"], args.bag_size, augment=view, seed=args.seed, max_words=args.max_words
+    )
     steps = len(dataset_rows) // args.batch_size
     loss = CILLoss(model, num_relations=len(data["rel2id"]), warmup_steps=max(1, steps // 4), **CONFIGS[config])
     encoder_params = list(model.parameters())
@@ -170,9 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         data = limit(load_data(dataset, args), args)
         for config in args.configs.split(","):
             result = run(dataset, config, data, args)
-            result.update(command=command, threads=torch.get_num_threads(), seed=args.seed,
-                          date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                          model="all-MiniLM-L6-v2 (ALREADY contrastively trained) + entity-marker pooling")
+            result.update(
+                command=command,
+                threads=torch.get_num_threads(),
+                seed=args.seed,
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                model="all-MiniLM-L6-v2 (ALREADY contrastively trained) + entity-marker pooling",
+            )
             print(json.dumps(result), flush=True)
             results.append(result)
             if args.output:

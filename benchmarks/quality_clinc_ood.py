@@ -73,8 +73,10 @@ def summarize(output: Path) -> str:
             metrics = [run["metrics"][detector] for run in group]
             rows.append(
                 f"| {method} | {seeds} | {detector} | "
-                + " | ".join(cell([m[k] for m in metrics]) for k in
-                             ("auroc", "fpr95", "aupr_out", "in_domain_accuracy", "ood_f1"))
+                + " | ".join(
+                    cell([m[k] for m in metrics])
+                    for k in ("auroc", "fpr95", "aupr_out", "in_domain_accuracy", "ood_f1")
+                )
                 + f" | {times} |"
             )
     return "\n".join(rows)
@@ -106,9 +108,11 @@ def main() -> None:
             "torch": torch.__version__,
             "note": "2 shared CPU cores under heavy load from other jobs: timings are indicative only",
         }
-        result["command"] = "python benchmarks/quality_clinc_ood.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in _cli_options(args).items()
-        ) + f" --methods {method}"
+        result["command"] = (
+            "python benchmarks/quality_clinc_ood.py "
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _cli_options(args).items())
+            + f" --methods {method}"
+        )
         key = f"{method}/seed{args.seed}"
         _merge(Path(args.output), key, result)
         print(f"{key}: train {result['train_seconds']} s, eval {result['eval_seconds']} s")
@@ -116,8 +120,20 @@ def main() -> None:
 
 
 def _cli_options(args: argparse.Namespace) -> dict:
-    keep = ("num_intents", "max_per_intent", "epochs", "max_ood_test", "batch_size", "lr", "head_lr", "rdrop_alpha",
-            "seed", "subset_seed", "variant", "threads")
+    keep = (
+        "num_intents",
+        "max_per_intent",
+        "epochs",
+        "max_ood_test",
+        "batch_size",
+        "lr",
+        "head_lr",
+        "rdrop_alpha",
+        "seed",
+        "subset_seed",
+        "variant",
+        "threads",
+    )
     return {k: getattr(args, k) for k in keep if getattr(args, k) is not None}
 
 

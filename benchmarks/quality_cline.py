@@ -46,9 +46,22 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     for objective in args.objectives:
         example_args = [
-            "--objective", objective, "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
-            "--learning-rate", str(args.lr), "--mlm-weight", str(args.mlm_weight), "--heldout", str(args.heldout),
-            "--seed", str(args.seed), "--output-dir", f"outputs/cline-{objective}",
+            "--objective",
+            objective,
+            "--max-steps",
+            str(args.steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--learning-rate",
+            str(args.lr),
+            "--mlm-weight",
+            str(args.mlm_weight),
+            "--heldout",
+            str(args.heldout),
+            "--seed",
+            str(args.seed),
+            "--output-dir",
+            f"outputs/cline-{objective}",
         ]
         result = example.run(example.parser().parse_args(example_args))
         result["command"] = "OMP_NUM_THREADS={} python benchmarks/quality_cline.py {}".format(

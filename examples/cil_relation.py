@@ -101,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         negatives=args.negatives,
         **weights,
     )
-    print(f"{len(train)} training sentences in {len(bags)} bags of {args.bag_size}; {len(test_bags)} test bags; "
-          f"{len(rel2id)} relations; about {steps} steps")
+    print(
+        f"{len(train)} training sentences in {len(bags)} bags of {args.bag_size}; {len(test_bags)} test bags; "
+        f"{len(rel2id)} relations; about {steps} steps"
+    )
 
     start = time.time()
     if args.use_fit:
@@ -110,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
         examples = cil_examples(bags, rel2id, args.bag_size, augment=view, seed=args.seed, max_words=args.max_words)
         loader = DataLoader(examples, batch_size=args.batch_size, shuffle=True, drop_last=True)
-        model.fit(train_objectives=[(loader, loss)], epochs=max(1, round(args.epochs)), warmup_steps=steps // 10,
-                  optimizer_params={"lr": args.lr}, show_progress_bar=False)
+        model.fit(
+            train_objectives=[(loader, loss)],
+            epochs=max(1, round(args.epochs)),
+            warmup_steps=steps // 10,
+            optimizer_params={"lr": args.lr},
+            show_progress_bar=False,
+        )
     else:
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
@@ -134,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
 
     model.eval()
     metrics = evaluate_relation_extraction(model, loss, test_bags, rel2id, na=na, max_words=args.max_words)
-    print(json.dumps({"train_seconds": round(train_seconds, 1), **{k: round(v, 4) for k, v in metrics.items()}},
-                     indent=2))
+    print(
+        json.dumps(
+            {"train_seconds": round(train_seconds, 1), **{k: round(v, 4) for k, v in metrics.items()}}, indent=2
+        )
+    )
     if args.output:
         model.save(os.path.join(args.output, "encoder"))  # reload with load_relation_encoder(path)
         loss.bag_classifier.save(os.path.join(args.output, "bag_classifier"))

@@ -74,8 +74,13 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(args.model, pooling="mean", max_seq_length=args.max_seq_length, device=device)
     dataset = clinc.dataset("train")
     output_dir = args.output_dir or os.path.join("runs", f"clinc_ood_{args.method}")
-    common = dict(num_labels=clinc.num_labels, label_names=clinc.label_names, temperature=args.temperature,
-                  adversarial_epsilon=args.epsilon, variant=args.variant)
+    common = dict(
+        num_labels=clinc.num_labels,
+        label_names=clinc.label_names,
+        temperature=args.temperature,
+        adversarial_epsilon=args.epsilon,
+        variant=args.variant,
+    )
     started = time.time()
     if args.method == "ce":
         _train(model, SupConOODLoss(model, stage="classification", **common), dataset, args, output_dir, args.epochs)

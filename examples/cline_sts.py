@@ -172,7 +172,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-file", default=None, help="one sentence per line (default: Wikipedia sentences)")
     p.add_argument("--objective", choices=["paper", "official"], default="paper")
     p.add_argument(
-        "--mlm-weight", type=float, default=0.1,
+        "--mlm-weight",
+        type=float,
+        default=0.1,
         help="0.1 (not the paper's 1.0) for checkpoints without an MLM head, such as all-MiniLM-L6-v2: the random "
         "head's loss would dominate the sum (benchmarks/sections/cline.md)",
     )

@@ -44,8 +44,12 @@ def load_model(name: str, max_seq_length: int):
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="minilm", help="model folder, or 'minilm' (all-MiniLM-L6-v2 from PyPI)")
-    parser.add_argument("--train-files", nargs="*", default=None,
-                        help="WikiText files (default: <data>/unlabeled/wikitext2_valid.txt and _test.txt)")
+    parser.add_argument(
+        "--train-files",
+        nargs="*",
+        default=None,
+        help="WikiText files (default: <data>/unlabeled/wikitext2_valid.txt and _test.txt)",
+    )
     parser.add_argument("--output-dir", default=None, help="save the trained model here (default: do not save)")
     parser.add_argument("--min-span", type=int, default=16)
     parser.add_argument("--max-span", type=int, default=128)
@@ -81,8 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{len(documents)} articles -> {len(dataset)} rows; {sampler.report()}", flush=True)
 
     model = load_model(args.model, args.max_seq_length)
-    results: dict = {"config": vars(args), "documents": len(documents), "rows": len(dataset),
-                     "sampler": dict(sampler.counts), "threads": torch.get_num_threads()}
+    results: dict = {
+        "config": vars(args),
+        "documents": len(documents),
+        "rows": len(dataset),
+        "sampler": dict(sampler.counts),
+        "threads": torch.get_num_threads(),
+    }
     if not args.skip_before:
         results["before"] = {split: round(evaluate_sts(model, split), 2) for split in ("dev", "test")}
         print(f"before: {results['before']}", flush=True)
@@ -113,8 +122,10 @@ def main(argv: list[str] | None = None) -> dict:
     results["log"] = [entry for entry in trainer.state.log_history if "loss" in entry or "contrastive" in entry]
     results["after"] = {split: round(evaluate_sts(model, split), 2) for split in ("dev", "test")}
     print(f"after:  {results['after']}  ({results['train_steps']} steps, {results['train_wall_s']} s)", flush=True)
-    print("caveat: all-MiniLM-L6-v2 is already contrastively trained and has no MLM head; not comparable with "
-          "the paper's numbers (RoBERTa/DistilRoBERTa on 500k OpenWebText documents).")
+    print(
+        "caveat: all-MiniLM-L6-v2 is already contrastively trained and has no MLM head; not comparable with "
+        "the paper's numbers (RoBERTa/DistilRoBERTa on 500k OpenWebText documents)."
+    )
     if args.output_dir:
         model.save(args.output_dir)
     if args.results:

@@ -84,8 +84,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    print(f"trained {summary['steps']} steps in {summary['train_seconds']} s; model saved to "
-          f"{summary['config']['output_dir']}")
+    print(
+        f"trained {summary['steps']} steps in {summary['train_seconds']} s; model saved to "
+        f"{summary['config']['output_dir']}"
+    )
     if "before" in summary:
         print(f"{'STS-B Spearman x100':<22}{'dev':>8}{'test':>8}")
         for key in ("before", "after"):

@@ -170,9 +170,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         from st_contrast.evaluation.sts import STSEvaluator, evaluate_sts
 
         evaluator = STSEvaluator.from_sts_benchmark("dev", data_dir=config.data_dir, name="sts-dev")
-        summary["before"] = {
-            split: evaluate_sts(model, split, data_dir=config.data_dir) for split in ("dev", "test")
-        }
+        summary["before"] = {split: evaluate_sts(model, split, data_dir=config.data_dir) for split in ("dev", "test")}
     eval_kwargs: dict[str, Any] = {}
     if evaluator is not None:
         eval_kwargs = {"eval_strategy": "steps", "eval_steps": config.eval_steps}
@@ -204,9 +202,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         disable_tqdm=not config.show_progress,
         **eval_kwargs,
     )
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator
-    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
     start = time.perf_counter()
     result = trainer.train()
     summary["train_seconds"] = round(time.perf_counter() - start, 1)

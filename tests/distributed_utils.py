@@ -46,8 +46,9 @@ def run_distributed(worker: Callable[..., Any], *args: Any, world_size: int = 2,
     """
     if start_method == "fork" and "fork" not in mp.get_all_start_methods():
         start_method = "spawn"
-    mp.start_processes(_entry, args=(world_size, free_port(), worker, args), nprocs=world_size, join=True,
-                       start_method=start_method)
+    mp.start_processes(
+        _entry, args=(world_size, free_port(), worker, args), nprocs=world_size, join=True, start_method=start_method
+    )
 
 
 def ddp_average_(tensors: Iterable[torch.Tensor]) -> None:

@@ -57,11 +57,28 @@ def test_train_with_flags_saves_a_model_with_card(tiny_model, tmp_path, sentence
     model_dir = tmp_path / "base"
     tiny_model.save(str(model_dir))
     out = tmp_path / "out"
-    code = main([
-        "train", "--method", "simcse", "--model", str(model_dir), "--train-file", str(sentence_file),
-        "--output-dir", str(out), "--batch-size", "4", "--max-steps", "2", "--no-eval",
-        "--loss-arg", "temperature=0.1", "--loss-arg", "projection=\"mlp\"",
-    ])
+    code = main(
+        [
+            "train",
+            "--method",
+            "simcse",
+            "--model",
+            str(model_dir),
+            "--train-file",
+            str(sentence_file),
+            "--output-dir",
+            str(out),
+            "--batch-size",
+            "4",
+            "--max-steps",
+            "2",
+            "--no-eval",
+            "--loss-arg",
+            "temperature=0.1",
+            "--loss-arg",
+            'projection="mlp"',
+        ]
+    )
     assert code == 0
     assert (out / "modules.json").exists() and (out / "README.md").exists()
     summary = json.loads((out / "st_contrast_summary.json").read_text())

@@ -85,8 +85,6 @@ def _build(kind: str, max_seq_length: int, workdir: Path):
     return model, "all-MiniLM-L6-v2 (already contrastively trained), its own mean pooling + normalisation"
 
 
-
-
 def compare(kind: str, batch_size: int, steps: int, warmup: int, seq: int) -> dict:
     import torch
 

@@ -72,7 +72,9 @@ def cached_declutr(model) -> tuple[Any, Callable]:
 
 
 FACTORIES: dict[str, Callable] = {
-    "declutr": declutr, "declutr-no-mlm": declutr_no_mlm, "cached-declutr": cached_declutr,
+    "declutr": declutr,
+    "declutr-no-mlm": declutr_no_mlm,
+    "cached-declutr": cached_declutr,
 }
 
 
@@ -102,7 +104,6 @@ def _build(kind: str, max_seq_length: int, workdir: Path):
     return SentenceTransformer(modules=[transformer, pooling], device="cpu"), name
 
 
-
 def compare(kind: str, documents: int, steps: int, warmup: int, min_span: int, max_span: int, seq: int) -> dict:
     import torch
 
@@ -124,8 +125,10 @@ def compare(kind: str, documents: int, steps: int, warmup: int, min_span: int, m
     tokens: dict[str, dict[str, int]] = {}
 
     def count(features_list) -> dict[str, int]:
-        return {"real": int(sum(f["attention_mask"].sum() for f in features_list)),
-                "padded": int(sum(f["attention_mask"].numel() for f in features_list))}
+        return {
+            "real": int(sum(f["attention_mask"].sum() for f in features_list)),
+            "padded": int(sum(f["attention_mask"].numel() for f in features_list)),
+        }
 
     simcse_model = copy.deepcopy(base)
     simcse_features = [simcse_model.preprocess(texts[:half]), simcse_model.preprocess(texts[half:])]

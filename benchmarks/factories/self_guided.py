@@ -67,8 +67,6 @@ def _build(kind: str, max_seq_length: int, workdir: Path):
     return SentenceTransformer(modules=[transformer, pooling], device="cpu"), name
 
 
-
-
 def compare(kind: str, batch_size: int, steps: int, warmup: int, projection_dims: list[int], seq: int) -> dict:
     import torch
 
@@ -109,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     result = compare(
-        args.model, args.batch_size, args.steps, args.warmup, [int(d) for d in args.projection_dims.split(",")],
+        args.model,
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        [int(d) for d in args.projection_dims.split(",")],
         args.seq,
     )
     _save(result, "benchmarks/factories/self_guided.py", argv, args.output, f"{args.model}-batch{args.batch_size}")

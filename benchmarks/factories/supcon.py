@@ -136,9 +136,15 @@ def _standalone() -> None:
     for name, row in rows.items():
         print(f"| {name} | {row['median_ms']:.1f} | {row['vs_ce']:.2f} |")
     if args.output:
-        meta = {"model": args.model, "batch_size": args.batch_size, "rounds": args.rounds, "threads": args.threads,
-                "platform": platform.platform(), "torch": torch.__version__,
-                "note": "CPU shared with other jobs; steps interleaved, medians reported"}
+        meta = {
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "threads": args.threads,
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "note": "CPU shared with other jobs; steps interleaved, medians reported",
+        }
         Path(args.output).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
 
 

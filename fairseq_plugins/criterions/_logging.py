@@ -24,7 +24,12 @@ def log_extra_loss(logging_outputs: Sequence[dict[str, Any]], key: str, per: str
 
 
 def logging_output(
-    loss: Tensor, nll_loss: Tensor, extra: dict[str, Tensor], ntokens: int, nsentences: int, sample_size: int,
+    loss: Tensor,
+    nll_loss: Tensor,
+    extra: dict[str, Tensor],
+    ntokens: int,
+    nsentences: int,
+    sample_size: int,
     accuracy: tuple[Tensor, Tensor] | None = None,
 ) -> dict[str, Any]:
     """fairseq's label-smoothed-CE logging output plus the criterion's ``extra`` terms; ``accuracy`` is

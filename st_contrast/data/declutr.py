@@ -125,8 +125,12 @@ class DeCLUTRSpanSampler:
                 dataset = sampler.dataset(read_wikitext_articles("wikitext2_valid.txt"))
                 print(sampler.report())   # "sampled 60, skipped 0, shrunk 0 document(s) (...)"
         """
-        for name, value, low in (("num_anchors", num_anchors, 1), ("num_positives", num_positives, 1),
-                                 ("min_span", min_span, 1), ("max_span", max_span, 1)):
+        for name, value, low in (
+            ("num_anchors", num_anchors, 1),
+            ("num_positives", num_positives, 1),
+            ("min_span", min_span, 1),
+            ("max_span", max_span, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if min_span > max_span:
@@ -188,8 +192,9 @@ class DeCLUTRSpanSampler:
         keep &= max_span >= 1
         return keep, max_span, min_span
 
-    def sample_positions(self, num_tokens: Sequence[int] | np.ndarray, names: Sequence[Any] | None = None
-                         ) -> tuple[np.ndarray, SpanPositions]:
+    def sample_positions(
+        self, num_tokens: Sequence[int] | np.ndarray, names: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, SpanPositions]:
         """Draw span positions for documents of the given token counts (no text needed).
 
         Returns ``(kept, positions)``: the indices of the documents that were sampled (all of them unless
@@ -278,8 +283,14 @@ class DeCLUTRSpanSampler:
             starts, ends = whitespace_token_offsets(document)
             return None, starts, ends
         if getattr(tokenizer, "is_fast", False):
-            encoding = tokenizer(document, add_special_tokens=False, return_offsets_mapping=True,
-                                 return_attention_mask=False, truncation=False, verbose=False)
+            encoding = tokenizer(
+                document,
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                truncation=False,
+                verbose=False,
+            )
             offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
             return None, offsets[:, 0], offsets[:, 1]
         return list(tokenizer(document)), None, None
@@ -302,18 +313,22 @@ class DeCLUTRSpanSampler:
         for row, index in enumerate(kept.tolist()):
             tokens, starts, ends = tokenized[index]
             if tokens is not None:
+
                 def cut(start: int, length: int, tokens=tokens) -> str:
                     return " ".join(tokens[start : start + length])
             else:
                 # slice the original text: no per-token string objects, whitespace inside a span kept as written
                 def cut(start: int, length: int, text=documents[index], starts=starts, ends=ends) -> str:
                     return text[int(starts[start]) : int(ends[start + length - 1])]
+
             a_starts, a_lengths = positions.anchor_starts[row].tolist(), positions.anchor_lengths[row].tolist()
             p_starts, p_lengths = positions.positive_starts[row].tolist(), positions.positive_lengths[row].tolist()
-            samples.append(DeCLUTRSample(
-                anchors=[cut(s, n) for s, n in zip(a_starts, a_lengths)],
-                positives=[[cut(s, n) for s, n in zip(starts, lens)] for starts, lens in zip(p_starts, p_lengths)],
-            ))
+            samples.append(
+                DeCLUTRSample(
+                    anchors=[cut(s, n) for s, n in zip(a_starts, a_lengths)],
+                    positives=[[cut(s, n) for s, n in zip(starts, lens)] for starts, lens in zip(p_starts, p_lengths)],
+                )
+            )
         return samples
 
     def sample(self, document: str, name: Any = None) -> DeCLUTRSample | None:
@@ -321,15 +336,19 @@ class DeCLUTRSpanSampler:
         samples = self.sample_documents([document], None if name is None else [name])
         return samples[0] if samples else None
 
-    def columns(self, documents: Iterable[str], samples_per_document: int = 1,
-                names: Sequence[Any] | None = None) -> dict[str, list[str]]:
+    def columns(
+        self, documents: Iterable[str], samples_per_document: int = 1, names: Sequence[Any] | None = None
+    ) -> dict[str, list[str]]:
         """The training columns (see :func:`declutr_column_names`) as a dict of lists.
 
         ``samples_per_document > 1`` draws fresh spans several times per document (the official reader
         draws new spans each epoch; with a static dataset, use this or rebuild the dataset per epoch).
         """
-        if isinstance(samples_per_document, bool) or not isinstance(samples_per_document, int) \
-                or samples_per_document < 1:
+        if (
+            isinstance(samples_per_document, bool)
+            or not isinstance(samples_per_document, int)
+            or samples_per_document < 1
+        ):
             raise ValueError(f"samples_per_document must be an integer >= 1, got {samples_per_document!r}")
         documents = list(documents)
         names_ = list(names) if names is not None else None
@@ -348,8 +367,9 @@ class DeCLUTRSpanSampler:
 
         return Dataset.from_dict(self.columns(documents, samples_per_document, names))
 
-    def input_examples(self, documents: Iterable[str], samples_per_document: int = 1,
-                       names: Sequence[Any] | None = None) -> list:
+    def input_examples(
+        self, documents: Iterable[str], samples_per_document: int = 1, names: Sequence[Any] | None = None
+    ) -> list:
         """``InputExample``\\ s whose ``texts`` follow the same column order (for ``model.fit``)."""
         from sentence_transformers.readers import InputExample
 
@@ -360,8 +380,10 @@ class DeCLUTRSpanSampler:
     def report(self) -> str:
         """How many documents were sampled, skipped and shrunk so far."""
         c = self.counts
-        return (f"sampled {c['sampled']}, skipped {c['skipped']}, shrunk {c['shrunk']} document(s) "
-                f"(min length without shrinking: {self.min_document_length} tokens)")
+        return (
+            f"sampled {c['sampled']}, skipped {c['skipped']}, shrunk {c['shrunk']} document(s) "
+            f"(min length without shrinking: {self.min_document_length} tokens)"
+        )
 
     def get_config_dict(self) -> dict[str, Any]:
         return {
@@ -468,8 +490,12 @@ def read_wikitext_articles(
     return result if with_titles else [text for _, text in result]
 
 
-def declutr_dataset(documents: Iterable[str], sampler: DeCLUTRSpanSampler | None = None,
-                    samples_per_document: int = 1, **sampler_kwargs: Any):
+def declutr_dataset(
+    documents: Iterable[str],
+    sampler: DeCLUTRSpanSampler | None = None,
+    samples_per_document: int = 1,
+    **sampler_kwargs: Any,
+):
     """Shortcut: ``(sampler or DeCLUTRSpanSampler(**sampler_kwargs)).dataset(documents, samples_per_document)``."""
     if sampler is not None and sampler_kwargs:
         raise ValueError("pass either a sampler or sampler keyword arguments, not both")
@@ -477,11 +503,14 @@ def declutr_dataset(documents: Iterable[str], sampler: DeCLUTRSpanSampler | None
     return sampler.dataset(documents, samples_per_document)
 
 
-def declutr_input_examples(documents: Iterable[str], sampler: DeCLUTRSpanSampler | None = None,
-                           samples_per_document: int = 1, **sampler_kwargs: Any) -> list:
+def declutr_input_examples(
+    documents: Iterable[str],
+    sampler: DeCLUTRSpanSampler | None = None,
+    samples_per_document: int = 1,
+    **sampler_kwargs: Any,
+) -> list:
     """Shortcut for :meth:`DeCLUTRSpanSampler.input_examples` (``model.fit``)."""
     if sampler is not None and sampler_kwargs:
         raise ValueError("pass either a sampler or sampler keyword arguments, not both")
     sampler = sampler or DeCLUTRSpanSampler(**sampler_kwargs)
     return sampler.input_examples(documents, samples_per_document)
-

@@ -32,9 +32,7 @@ def data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return dirs
 
 
-def find_data_file(
-    relative: str, data_dir: str | os.PathLike | None = None, required: bool = True
-) -> Path | None:
+def find_data_file(relative: str, data_dir: str | os.PathLike | None = None, required: bool = True) -> Path | None:
     """Find ``relative`` under the data folders; raise a ``FileNotFoundError`` saying where we looked."""
     for folder in data_dirs(data_dir):
         candidate = folder / relative

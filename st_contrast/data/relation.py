@@ -107,9 +107,9 @@ class Bag:
 # ---------------------------------------------------------------------------------------------
 
 
-def read_fewrel_nyt(path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> list[
-    RelationInstance
-]:
+def read_fewrel_nyt(
+    path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None
+) -> list[RelationInstance]:
     """FewRel 2.0's NYT domain set: ``{relation: [{tokens, h: [name, id, [[positions]]], t: ...}]}``.
 
     The first mention of each entity is used (its positions give the span). Relations keep FewRel's
@@ -128,8 +128,9 @@ def read_fewrel_nyt(path: str | os.PathLike | None = None, data_dir: str | os.Pa
                 head = _fewrel_span(item["h"][2])
                 tail = _fewrel_span(item["t"][2])
                 instances.append(
-                    RelationInstance(tokens, head, tail, relation, str(item["h"][1]), str(item["t"][1]),
-                                     f"{relation}/{index}")
+                    RelationInstance(
+                        tokens, head, tail, relation, str(item["h"][1]), str(item["t"][1]), f"{relation}/{index}"
+                    )
                 )
             except (KeyError, IndexError, TypeError) as error:
                 raise ValueError(f"{path}: malformed FewRel item {relation}/{index}: {error!r}") from None
@@ -281,8 +282,11 @@ def group_bags(instances: Iterable[RelationInstance]) -> list[Bag]:
     """Multi-instance bags: sentences grouped by (head entity, tail entity, relation), in first-seen order."""
     bags: dict[tuple[str, ...], Bag] = {}
     for instance in instances:
-        key = (instance.head_id or instance.head_text.lower(), instance.tail_id or instance.tail_text.lower(),
-               instance.relation)
+        key = (
+            instance.head_id or instance.head_text.lower(),
+            instance.tail_id or instance.tail_text.lower(),
+            instance.relation,
+        )
         bag = bags.get(key)
         if bag is None:
             bag = bags[key] = Bag(key, instance.relation)
@@ -452,8 +456,8 @@ def cil_examples(
     return examples
 
 
-def bag_texts(bags: Sequence[Bag], max_words: int | None = 64, markers: Sequence[str] | None = None) -> list[
-    list[str]
-]:
+def bag_texts(
+    bags: Sequence[Bag], max_words: int | None = 64, markers: Sequence[str] | None = None
+) -> list[list[str]]:
     """The marked sentences of each bag (for evaluation)."""
     return [[mark_entities(instance, markers, max_words) for instance in bag.instances] for bag in bags]

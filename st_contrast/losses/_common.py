@@ -36,9 +36,7 @@ def merge_features(features_list: Sequence[dict[str, Any]]) -> dict[str, Any] | 
             merged[key] = torch.cat(values, dim=0)
         else:
             try:
-                same = all(
-                    (torch.equal(v, value) if isinstance(v, Tensor) else bool(v == value)) for v in values[1:]
-                )
+                same = all((torch.equal(v, value) if isinstance(v, Tensor) else bool(v == value)) for v in values[1:])
             except (RuntimeError, ValueError, TypeError):
                 return None
             if not same:
@@ -143,6 +141,5 @@ def check_no_labels(labels: Tensor | None, loss_name: str, hint: str = "") -> No
     if labels is not None and isinstance(labels, Tensor) and labels.numel() > 0:
         raise ValueError(
             f"{loss_name} does not use labels, but the batch has a label column ({labels.shape[0]} values). "
-            "Remove the 'label'/'score' column from the dataset"
-            + (f"; {hint}" if hint else ".")
+            "Remove the 'label'/'score' column from the dataset" + (f"; {hint}" if hint else ".")
         )

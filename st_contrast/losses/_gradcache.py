@@ -84,9 +84,7 @@ class AutocastState:
 
     def __init__(self, devices: list[torch.device]) -> None:
         types = sorted({"cpu", *(d.type for d in devices)})
-        self.states = [
-            (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)) for kind in types
-        ]
+        self.states = [(kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)) for kind in types]
         self.cache_enabled = torch.is_autocast_cache_enabled()
 
     @contextmanager

@@ -279,8 +279,9 @@ class CILLoss(nn.Module):
                 raise ValueError("CILLoss labels must be integer relation ids, got non-integer values")
         labels = labels.long().view(-1)
         if labels.shape[0] != batch_size:
-            raise ValueError(f"CILLoss got {labels.shape[0]} labels for {batch_size} bags; give one relation id per "
-                             "bag")
+            raise ValueError(
+                f"CILLoss got {labels.shape[0]} labels for {batch_size} bags; give one relation id per bag"
+            )
         bad = (labels < 0) | (labels >= self.num_relations)
         if bool(bad.any()):
             values = sorted(set(labels[bad].tolist()))

@@ -45,7 +45,7 @@ class TokenAligner:
         scheme = max(counts, key=counts.get) if any(counts.values()) else "##"
         continuation = []
         for token in tokens:
-            text = token[len(scheme):] if token.startswith(scheme) else token
+            text = token[len(scheme) :] if token.startswith(scheme) else token
             if not any(ch.isalnum() for ch in text):
                 continuation.append(False)  # punctuation (or a bare marker): a word of its own
             elif scheme == "##":
@@ -66,9 +66,7 @@ class TokenAligner:
             if token_id in self.special:
                 previous_real = False
                 continue
-            is_continuation = (
-                previous_real and 0 <= token_id < len(self.continuation) and self.continuation[token_id]
-            )
+            is_continuation = previous_real and 0 <= token_id < len(self.continuation) and self.continuation[token_id]
             if is_continuation:
                 keys[-1] = keys[-1] + (token_id,)
                 positions[-1].append(position)
@@ -227,8 +225,10 @@ class CLINELoss(nn.Module):
         if self.rtd_weight:
             tokenizer = getattr(model, "tokenizer", None)
             if tokenizer is None:
-                raise ValueError("replaced-token detection needs the model's tokenizer (model.tokenizer); "
-                                 "use rtd_weight=0 for a model without one")
+                raise ValueError(
+                    "replaced-token detection needs the model's tokenizer (model.tokenizer); "
+                    "use rtd_weight=0 for a model without one"
+                )
             self._aligner = TokenAligner(tokenizer)
             self.rtd_head = RTDHead.from_model(model, num_labels=1 if objective == "paper" else 3)
         self.log_vars: nn.Parameter | None = None

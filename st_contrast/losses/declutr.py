@@ -127,8 +127,11 @@ class DeCLUTRLoss(nn.Module):
             raise ValueError(f"mlm_weight must be a number >= 0, got {mlm_weight!r}") from None
         if not self.mlm_weight >= 0 or self.mlm_weight == float("inf"):
             raise ValueError(f"mlm_weight must be a finite number >= 0, got {mlm_weight!r}")
-        if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, (int, float)) \
-                or not 0.0 < mlm_probability < 1.0:
+        if (
+            isinstance(mlm_probability, bool)
+            or not isinstance(mlm_probability, (int, float))
+            or not 0.0 < mlm_probability < 1.0
+        ):
             raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
         self.mlm_probability = float(mlm_probability)
         self.gather_across_devices = bool(gather_across_devices)

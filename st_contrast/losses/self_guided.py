@@ -230,9 +230,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
         batch, layers, hidden = guide_embeddings.shape
         flat = guide_embeddings.reshape(batch * layers, hidden).to(cls_embeddings.dtype)
         projected = self.projection_head(torch.cat([cls_embeddings, flat]))
-        return functional.sg_opt_loss(
-            projected[:batch], projected[batch:].view(batch, layers, -1), self.temperature
-        )
+        return functional.sg_opt_loss(projected[:batch], projected[batch:].view(batch, layers, -1), self.temperature)
 
     @torch.no_grad()
     def guide_embeddings(self, features: dict[str, Tensor]) -> Tensor:

@@ -136,8 +136,11 @@ class SimCSELoss(nn.Module):
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
-        check_no_labels(labels, "SimCSELoss", "for NLI data, build (premise, entailment, contradiction) triplets "
-                        "with st_contrast.data.nli_triplets")
+        check_no_labels(
+            labels,
+            "SimCSELoss",
+            "for NLI data, build (premise, entailment, contradiction) triplets with st_contrast.data.nli_triplets",
+        )
         check_texts(self, sentence_features, "SimCSELoss")
         repeat = 2 if len(sentence_features) == 1 else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)

@@ -319,8 +319,12 @@ class WordNetLexicon:
             words = {
                 lemma
                 for (lemma, p), count in self.tag_counts.items()
-                if p == pos and count >= self.random_pool_min_count and lemma.isalpha() and lemma.islower()
-                and len(lemma) >= 3 and lemma not in self.stop_words
+                if p == pos
+                and count >= self.random_pool_min_count
+                and lemma.isalpha()
+                and lemma.islower()
+                and len(lemma) >= 3
+                and lemma not in self.stop_words
             }
             if not words:  # no tag counts: any plain single word of that part of speech
                 words = {w for w in self.wordnet.all_lemma_names(pos) if w.isalpha() and w.islower() and len(w) >= 3}

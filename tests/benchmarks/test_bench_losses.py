@@ -40,9 +40,21 @@ def test_summary_ratios():
 def test_smoke_run_writes_results(tmp_path):
     output = tmp_path / "out.json"
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--preset", "cpu-smoke", "--losses", "backbone,simcse,cached-simcse",
-         "--output", str(output), "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(BENCH),
+            "--preset",
+            "cpu-smoke",
+            "--losses",
+            "backbone,simcse,cached-simcse",
+            "--output",
+            str(output),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r["name"]: r for r in json.loads(output.read_text())["rows"]}
@@ -62,8 +74,9 @@ def test_in_process_run_on_cpu_reports_no_memory(tmp_path):
     assert "error" in broken and "KeyError" in broken["error"]
     rows = bench.summarise([run])
     assert rows[0]["peak_mib"] is None
-    assert "| simcse | 4 |" in bench.markdown(rows, "cpu-smoke", {"device_name": "cpu", "model": "m", "steps": 1,
-                                                                    "passes": 1, "date": "today"})
+    assert "| simcse | 4 |" in bench.markdown(
+        rows, "cpu-smoke", {"device_name": "cpu", "model": "m", "steps": 1, "passes": 1, "date": "today"}
+    )
 
 
 @pytest.mark.slow

@@ -42,12 +42,15 @@ def test_explicit_intents_and_readers(data_dir):
         clinc.dataset("oos_test")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"intents": ["not_an_intent"]}, "unknown CLINC150 intent"),
-    ({"intents": ["alarm"], "num_intents": 3}, "either intents"),
-    ({"num_intents": 1}, "num_intents must be between 2 and 150"),
-    ({"max_per_intent": 0}, "max_per_intent must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"intents": ["not_an_intent"]}, "unknown CLINC150 intent"),
+        ({"intents": ["alarm"], "num_intents": 3}, "either intents"),
+        ({"num_intents": 1}, "num_intents must be between 2 and 150"),
+        ({"max_per_intent": 0}, "max_per_intent must be >= 1"),
+    ],
+)
 def test_argument_errors(data_dir, kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_clinc150(data_dir=data_dir, **kwargs)

@@ -24,8 +24,16 @@ def _unit(lengths: np.ndarray, low: int, high: int, rng: np.random.Generator) ->
     return (lengths - low + rng.random(lengths.shape)) / (high - low)
 
 
-def _positions(strategy="adjacent-overlapping-subsumed", anchors=2, positives=2, low=1, high=4001, docs=DRAWS,
-               num_tokens=None, seed=0):
+def _positions(
+    strategy="adjacent-overlapping-subsumed",
+    anchors=2,
+    positives=2,
+    low=1,
+    high=4001,
+    docs=DRAWS,
+    num_tokens=None,
+    seed=0,
+):
     sampler = DeCLUTRSpanSampler(anchors, positives, min_span=low, max_span=high, strategy=strategy, seed=seed)
     if num_tokens is None:
         num_tokens = np.random.default_rng(seed + 1).integers(2 * anchors * high, 5 * anchors * high, size=docs)
@@ -75,8 +83,12 @@ def test_positives_start_uniformly_in_their_window():
 @pytest.mark.parametrize("anchors", [1, 2, 3, 4])
 def test_anchors_never_overlap_and_sit_in_distinct_grid_cells(anchors):
     high = 50
-    sizes = np.concatenate([np.full(500, 2 * anchors * high), np.random.default_rng(6).integers(
-        2 * anchors * high, 12 * anchors * high, size=1500)])
+    sizes = np.concatenate(
+        [
+            np.full(500, 2 * anchors * high),
+            np.random.default_rng(6).integers(2 * anchors * high, 12 * anchors * high, size=1500),
+        ]
+    )
     pos = _positions(anchors=anchors, low=5, high=high, num_tokens=sizes)
     starts, ends = pos.anchor_starts, pos.anchor_starts + pos.anchor_lengths
     assert (starts >= 0).all() and (ends <= pos.num_tokens[:, None]).all()
@@ -177,8 +189,18 @@ def test_hugging_face_tokenizer_measures_spans_in_model_tokens(tiny_model):
         assert 4 <= len(tokenizer(span, add_special_tokens=False)["input_ids"]) <= 20
 
 
-@pytest.mark.parametrize("text", ["", "   ", "one", "a  b\u00a0c\n\nd\u3000e \u2028f\x1cg\x85h", "héllo wörld",
-                                  "a\x01b\x1fc\x0bd\x0e e\x7f", " \t\r\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "one",
+        "a  b\u00a0c\n\nd\u3000e \u2028f\x1cg\x85h",
+        "héllo wörld",
+        "a\x01b\x1fc\x0bd\x0e e\x7f",
+        " \t\r\n",
+    ],
+)
 def test_whitespace_offsets_match_str_split(text):
     starts, ends = whitespace_token_offsets(text)
     assert [text[s:e] for s, e in zip(starts, ends)] == text.split()
@@ -187,8 +209,11 @@ def test_whitespace_offsets_match_str_split(text):
 def test_dataset_and_input_examples_follow_the_loss_column_order():
     docs = [_document(200, 1000 * i) for i in range(3)]
     dataset = declutr_dataset(docs, min_span=2, max_span=10, seed=0, samples_per_document=2)
-    assert dataset.column_names == declutr_column_names(2, 2) == [
-        "anchor_0", "anchor_1", "positive_0_0", "positive_0_1", "positive_1_0", "positive_1_1"]
+    assert (
+        dataset.column_names
+        == declutr_column_names(2, 2)
+        == ["anchor_0", "anchor_1", "positive_0_0", "positive_0_1", "positive_1_0", "positive_1_1"]
+    )
     assert len(dataset) == 6
     examples = declutr_input_examples(docs, min_span=2, max_span=10, seed=0)
     assert len(examples) == 3 and len(examples[0].texts) == 6
@@ -256,5 +281,7 @@ def test_read_wikitext_rejects_other_files(tmp_path):
 
 
 def test_detokenize_wikitext():
-    assert detokenize_wikitext("a 3 @.@ 5 kg ( 7 @,@ 000 ) well @-@ known , isn 't K 'awiil") == \
-        "a 3.5 kg (7,000) well-known, isn't K 'awiil"
+    assert (
+        detokenize_wikitext("a 3 @.@ 5 kg ( 7 @,@ 000 ) well @-@ known , isn 't K 'awiil")
+        == "a 3.5 kg (7,000) well-known, isn't K 'awiil"
+    )

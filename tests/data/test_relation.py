@@ -122,8 +122,10 @@ def test_split_bags_holds_out_whole_bags(fewrel):
 
 def test_cil_rows_layout_anchor_and_filling(fewrel):
     rel2id = relation_ids(fewrel)
-    bags = [Bag(("b",), fewrel[0].relation, [fewrel[0], fewrel[1], fewrel[2]]), Bag(("c",), fewrel[100].relation,
-                                                                                   [fewrel[100]])]
+    bags = [
+        Bag(("b",), fewrel[0].relation, [fewrel[0], fewrel[1], fewrel[2]]),
+        Bag(("c",), fewrel[100].relation, [fewrel[100]]),
+    ]
     seen = []
 
     def augment(instance, seed):

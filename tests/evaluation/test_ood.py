@@ -212,15 +212,41 @@ def test_clinc_example_runs_end_to_end(tiny_transformer_dir, data_dir, tmp_path,
     spec = importlib.util.spec_from_file_location("clinc_ood_example", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    args = example.build_parser().parse_args([
-        "--method", method, "--model", str(tiny_transformer_dir), "--data-dir", data_dir, "--num-intents", "5",
-        "--max-per-intent", "5", "--epochs", "1", "--batch-size", "8", "--max-ood-test", "20", "--cpu",
-        "--output-dir", str(tmp_path), "--save-model",
-    ])
+    args = example.build_parser().parse_args(
+        [
+            "--method",
+            method,
+            "--model",
+            str(tiny_transformer_dir),
+            "--data-dir",
+            data_dir,
+            "--num-intents",
+            "5",
+            "--max-per-intent",
+            "5",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-ood-test",
+            "20",
+            "--cpu",
+            "--output-dir",
+            str(tmp_path),
+            "--save-model",
+        ]
+    )
     result = example.run_experiment(args)
     assert set(result["metrics"]) == {"lof", "gda", "msp"}
-    assert result["subset"] == {"num_intents": 5, "train_examples": 25, "val_examples": 100, "test_in_domain": 150,
-                                "test_ood": 20, "subset_seed": 0, "max_per_intent": 5}
+    assert result["subset"] == {
+        "num_intents": 5,
+        "train_examples": 25,
+        "val_examples": 100,
+        "test_in_domain": 150,
+        "test_ood": 20,
+        "subset_seed": 0,
+        "max_per_intent": 5,
+    }
     assert 0.0 <= result["metrics"]["gda"]["auroc"] <= 1.0
     assert "| msp |" in example.format_table(result)
     from sentence_transformers import SentenceTransformer

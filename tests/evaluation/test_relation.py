@@ -102,8 +102,11 @@ def test_end_to_end_scores_from_an_encoder_and_a_loss(_encoder):
     ]
     rel2id = relation_ids(instances, na="none")
     loss = CILLoss(model, num_relations=len(rel2id), mlm_weight=0.0)
-    bags = [Bag(("a",), "in", instances[:2]), Bag(("b",), "works_for", [instances[2]]), Bag(("c",), "none",
-                                                                                           [instances[3]])]
+    bags = [
+        Bag(("a",), "in", instances[:2]),
+        Bag(("b",), "works_for", [instances[2]]),
+        Bag(("c",), "none", [instances[3]]),
+    ]
     from st_contrast.data.relation import bag_texts
 
     scores = relation_scores(model, loss, bag_texts(bags))

@@ -85,8 +85,9 @@ def test_dropout_masks_are_replayed_in_the_second_pass(tiny_model, sentences):
     assert len(first_pass) == len(seen) == 6  # 16 rows in chunks of 3
     for a, b in zip(first_pass, seen):
         torch.testing.assert_close(a, b)
-    assert not torch.allclose(first_pass[0], tiny_model.eval()(_columns(tiny_model, sentences[:3], 1)[0])[
-        "sentence_embedding"]), "dropout must be active, or this test proves nothing"
+    assert not torch.allclose(
+        first_pass[0], tiny_model.eval()(_columns(tiny_model, sentences[:3], 1)[0])["sentence_embedding"]
+    ), "dropout must be active, or this test proves nothing"
 
 
 def test_memory_is_bounded_by_the_mini_batch(tiny_model, sentences):

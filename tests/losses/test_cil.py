@@ -157,10 +157,12 @@ def test_bag_ce_and_contrastive_match_reference(relation_model):
         logits = weight @ rep + bias
         ce += float(-torch.log_softmax(logits, dim=0)[labels[b]])
     torch.testing.assert_close(out["bag_ce"], torch.tensor(ce / bags), rtol=1e-4, atol=1e-5)
-    expected = reference_cil_infonce(columns[0].double(), columns[-1].double(), torch.stack(bag_reps).double(),
-                                     0.1, "other_bags")
-    torch.testing.assert_close(out["contrastive"].double(), torch.tensor(10.0 * expected, dtype=torch.float64),
-                               rtol=1e-4, atol=1e-4)
+    expected = reference_cil_infonce(
+        columns[0].double(), columns[-1].double(), torch.stack(bag_reps).double(), 0.1, "other_bags"
+    )
+    torch.testing.assert_close(
+        out["contrastive"].double(), torch.tensor(10.0 * expected, dtype=torch.float64), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_contrastive_term_follows_alpha_and_step_counts_training_calls(relation_model):
@@ -223,9 +225,16 @@ def test_mlm_never_masks_entities_or_markers(relation_model):
     ids = tokenizer_ids(relation_model)
     for seed in range(5):
         generator = torch.Generator().manual_seed(seed)
-        _, targets = mask_tokens(features["input_ids"], features["attention_mask"], ids["mask_token_id"],
-                                 ids["vocab_size"], ids["special_ids"], probability=0.5, generator=generator,
-                                 protected=loss.protected_positions(features["input_ids"]))
+        _, targets = mask_tokens(
+            features["input_ids"],
+            features["attention_mask"],
+            ids["mask_token_id"],
+            ids["vocab_size"],
+            ids["special_ids"],
+            probability=0.5,
+            generator=generator,
+            protected=loss.protected_positions(features["input_ids"]),
+        )
         picked = targets != -100
         assert bool(picked.any())
         assert not bool((picked & loss.protected_positions(features["input_ids"])).any())
@@ -281,8 +290,9 @@ def test_relation_encoder_save_load_keeps_markers(relation_model, tmp_path):
         assert loaded.tokenizer.convert_tokens_to_ids(marker) == marker_id
     text = ["the [E1] museum [/E1] is in [E2] paris [/E2] today"]
     assert "[E1]" in loaded.tokenizer.tokenize(text[0])
-    torch.testing.assert_close(loaded.encode(text, convert_to_tensor=True),
-                               relation_model.encode(text, convert_to_tensor=True))
+    torch.testing.assert_close(
+        loaded.encode(text, convert_to_tensor=True), relation_model.encode(text, convert_to_tensor=True)
+    )
     rows = relation_model[0].auto_model.get_input_embeddings().weight.shape[0]
     assert loaded[0].auto_model.get_input_embeddings().weight.shape[0] == rows == len(relation_model.tokenizer)
 
@@ -308,8 +318,10 @@ def test_unknown_relation_ids_and_missing_labels(relation_model):
 def test_bags_without_entities_raise(relation_model):
     loss = CILLoss(relation_model, num_relations=2, mlm_weight=0.0)
     marked = "the [E1] museum [/E1] is in [E2] paris [/E2]"
-    features = [relation_model.preprocess([marked, "a sentence without any entity markers"]),
-                relation_model.preprocess([marked, marked])]
+    features = [
+        relation_model.preprocess([marked, "a sentence without any entity markers"]),
+        relation_model.preprocess([marked, marked]),
+    ]
     with pytest.raises(ValueError, match=r"rows \[1\].*lack the head marker"):
         loss(features, torch.tensor([0, 1]))
 

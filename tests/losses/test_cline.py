@@ -230,7 +230,7 @@ def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, obj
     assert len(seen) == 1 and seen[0].shape[0] == 3 * len(ORIGINAL), "one pass over [x; x_syn; x_ant]"
     mask_id = tiny_model.tokenizer.mask_token_id
     assert (seen[0][: len(ORIGINAL)] == mask_id).any(), "the original is masked for MLM"
-    assert not (seen[0][len(ORIGINAL):] == mask_id).any(), "the rewrites are not masked"
+    assert not (seen[0][len(ORIGINAL) :] == mask_id).any(), "the rewrites are not masked"
     total = torch.stack(list(out.values())).sum()
     total.backward()
     assert tiny_model[0].auto_model.embeddings.word_embeddings.weight.grad.abs().sum() > 0

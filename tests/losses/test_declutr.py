@@ -70,8 +70,9 @@ def test_nt_xent_matches_loop_reference(n, tau, dtype):
     torch.manual_seed(0)
     a, p = torch.randn(n, 8, dtype=dtype), torch.randn(n, 8, dtype=dtype)
     value = F_.nt_xent_loss(a, p, temperature=tau)
-    torch.testing.assert_close(value.double(), torch.tensor(reference_nt_xent(a, p, tau), dtype=torch.float64),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        value.double(), torch.tensor(reference_nt_xent(a, p, tau), dtype=torch.float64), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_nt_xent_is_the_mean_of_two_multiple_negatives_ranking_losses_with_query_negatives(echo_model):
@@ -84,8 +85,9 @@ def test_nt_xent_is_the_mean_of_two_multiple_negatives_ranking_losses_with_query
     ours.backward()
     ours_grads = [a.grad.clone(), p.grad.clone()]
     a.grad = p.grad = None
-    mnrl = st_losses.MultipleNegativesRankingLoss(echo_model, scale=1 / tau,
-                                                  directions=("query_to_doc", "query_to_query"))
+    mnrl = st_losses.MultipleNegativesRankingLoss(
+        echo_model, scale=1 / tau, directions=("query_to_doc", "query_to_query")
+    )
     theirs = 0.5 * (mnrl.compute_loss_from_embeddings([a, p], None) + mnrl.compute_loss_from_embeddings([p, a], None))
     theirs.backward()
     torch.testing.assert_close(ours, theirs)
@@ -236,8 +238,9 @@ def test_mlm_equals_the_pretrained_masked_lm_on_the_same_masking(tiny_transforme
     from transformers import BertForMaskedLM
 
     transformer = Transformer(str(tiny_transformer_dir), max_seq_length=32)
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")],
-                                device="cpu").eval()
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")], device="cpu"
+    ).eval()
     loss = DeCLUTRLoss(model, return_components=True, mlm_weight=2.0)
     assert loss.mlm_head.loaded_pretrained
     captured = {}
@@ -255,8 +258,9 @@ def test_mlm_equals_the_pretrained_masked_lm_on_the_same_masking(tiny_transforme
     out = loss(_features(model, _sampled_rows(2)), None)
     reference = BertForMaskedLM.from_pretrained(str(tiny_transformer_dir)).eval()
     with torch.no_grad():
-        expected = reference(input_ids=captured["input_ids"], attention_mask=captured["attention_mask"],
-                             labels=captured["labels"]).loss
+        expected = reference(
+            input_ids=captured["input_ids"], attention_mask=captured["attention_mask"], labels=captured["labels"]
+        ).loss
     torch.testing.assert_close(out["mlm"].detach(), 2.0 * expected, rtol=1e-4, atol=1e-5)
 
 
@@ -291,8 +295,9 @@ def test_wrong_number_of_columns_is_explained(echo_model):
 
 def test_labels_are_rejected(echo_model):
     with pytest.raises(ValueError, match="does not use labels"):
-        DeCLUTRLoss(echo_model, mlm_weight=0.0)(echo_features(*(torch.randn(2, 4) for _ in range(6))),
-                                                torch.tensor([1, 0]))
+        DeCLUTRLoss(echo_model, mlm_weight=0.0)(
+            echo_features(*(torch.randn(2, 4) for _ in range(6))), torch.tensor([1, 0])
+        )
 
 
 def test_a_single_anchor_is_an_error(echo_model):

@@ -48,8 +48,15 @@ def test_head_is_tied_and_loads_pretrained_weights(tiny_transformer_dir):
     features = model.preprocess(["a man is playing a guitar", "the cat sat"])
     out = model(features)
     embedding = transformer.auto_model.get_input_embeddings().weight
-    masked, labels = mask_tokens(features["input_ids"], features["attention_mask"], info["mask_token_id"],
-                                 info["vocab_size"], info["special_ids"], 0.3, torch.Generator().manual_seed(0))
+    masked, labels = mask_tokens(
+        features["input_ids"],
+        features["attention_mask"],
+        info["mask_token_id"],
+        info["vocab_size"],
+        info["special_ids"],
+        0.3,
+        torch.Generator().manual_seed(0),
+    )
     loss = mlm_loss(head(out["token_embeddings"], embedding), labels)
     loss.backward()
     assert embedding.grad is not None and embedding.grad.abs().sum() > 0, "decoder must be tied to the embeddings"

@@ -49,8 +49,9 @@ def test_loss_matches_reference(tiny_model_mean, ce_over_passes):
     expected_ce = ce / 2 if ce_over_passes == "mean" else ce
     torch.testing.assert_close(out["ce"], expected_ce)
     kl = sum(reference_symmetric_kl(p.detach(), q.detach())) / 6
-    torch.testing.assert_close(out["rdrop"].double(), torch.tensor(0.7 * kl, dtype=torch.float64), rtol=1e-5,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        out["rdrop"].double(), torch.tensor(0.7 * kl, dtype=torch.float64), rtol=1e-5, atol=1e-6
+    )
     sum(out.values()).backward()
     assert p.grad.abs().sum() > 0 and q.grad.abs().sum() > 0
 

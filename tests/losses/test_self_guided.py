@@ -135,8 +135,12 @@ def test_guide_vectors_pool_every_hidden_state_over_real_tokens(tiny_model, sent
     assert not bool(mask.all()), "the batch must contain padding"
     encoder = hf_encoder(tiny_model).eval()
     with torch.no_grad():
-        states = encoder(input_ids=features["input_ids"], attention_mask=mask,
-                         token_type_ids=features.get("token_type_ids"), output_hidden_states=True).hidden_states
+        states = encoder(
+            input_ids=features["input_ids"],
+            attention_mask=mask,
+            token_type_ids=features.get("token_type_ids"),
+            output_hidden_states=True,
+        ).hidden_states
     assert len(states) == encoder.config.num_hidden_layers + 1
     for pooling in ("mean", "max", "cls"):
         loss = _loss(tiny_model, guide_pooling=pooling)
@@ -418,7 +422,6 @@ def test_config_and_citation(tiny_model):
         "guide_dropout": False,
     }
     assert "kim2021selfguided" in loss.citation
-
 
 
 @pytest.mark.parametrize("objective", ["sg-opt", "sg"])

@@ -16,6 +16,7 @@ def reference_simcse(z1, z2, z3=None, tau=0.05, w=0.0):
     n = z1.shape[0]
     total = 0.0
     for i in range(n):
+
         def cos(a, b):
             return float(torch.dot(a, b) / (a.norm() * b.norm()))
 
@@ -96,10 +97,16 @@ def test_gather_across_devices_with_fake_group(echo_model, fake_process_group):
     loss = SimCSELoss(echo_model, hard_negative_weight=0.5, gather_across_devices=True)
     value = loss(echo_features(a1, p1, n1), None)
     # reference: anchors of rank 1, candidates = [p0; p1] and [n0; n1], targets offset by 3
-    logits = torch.cat(
-        [F_.cosine_similarity_matrix(a1, torch.cat([p0, p1])), F_.cosine_similarity_matrix(a1, torch.cat([n0, n1]))],
-        dim=1,
-    ) / 0.05
+    logits = (
+        torch.cat(
+            [
+                F_.cosine_similarity_matrix(a1, torch.cat([p0, p1])),
+                F_.cosine_similarity_matrix(a1, torch.cat([n0, n1])),
+            ],
+            dim=1,
+        )
+        / 0.05
+    )
     logits[torch.arange(3), 6 + 3 + torch.arange(3)] += 0.5
     expected = torch.nn.functional.cross_entropy(logits, torch.arange(3) + 3)
     torch.testing.assert_close(value, expected)
@@ -197,8 +204,9 @@ def test_trainer_two_steps_on_pairs_and_triplets(tiny_model, sentences, tmp_path
     from tests.training import trainer_two_steps
 
     loss = SimCSELoss(tiny_model, projection="mlp", hard_negative_weight=1.0)
-    dataset = Dataset.from_dict({"anchor": sentences, "positive": sentences[1:] + sentences[:1],
-                                 "negative": sentences[2:] + sentences[:2]})
+    dataset = Dataset.from_dict(
+        {"anchor": sentences, "positive": sentences[1:] + sentences[:1], "negative": sentences[2:] + sentences[:2]}
+    )
     changed = trainer_two_steps(tiny_model, loss, dataset, tmp_path)
     assert any(name.startswith("projection_head.") for name in changed)
     assert any(name.startswith("model.") for name in changed)

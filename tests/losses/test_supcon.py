@@ -136,10 +136,13 @@ def test_label_errors(echo_model):
         loss(echo_features(z, z, z), torch.tensor([0, 1, 0, 1]))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"temperature": 0}, "temperature"),
-    ({"variant": "simclr"}, "variant must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"temperature": 0}, "temperature"),
+        ({"variant": "simclr"}, "variant must be"),
+    ],
+)
 def test_supcon_bad_arguments(echo_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         SupConLoss(echo_model, **kwargs)
@@ -324,15 +327,18 @@ def test_ood_label_errors(tiny_model_mean, sentences):
         loss([features, features], _labels())
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"scl_weight": 0.0, "ce_weight": 0.0}, "nothing to train"),
-    ({"ce_weight": -1.0}, "ce_weight must be"),
-    ({"adversarial_epsilon": float("nan")}, "adversarial_epsilon must be"),
-    ({"rdrop_alpha": "x"}, "rdrop_alpha must be"),
-    ({"temperature": -0.1}, "temperature"),
-    ({"stage": "two_stage"}, "stage must be one of"),
-    ({"num_labels": 1}, "num_labels must be an integer >= 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"scl_weight": 0.0, "ce_weight": 0.0}, "nothing to train"),
+        ({"ce_weight": -1.0}, "ce_weight must be"),
+        ({"adversarial_epsilon": float("nan")}, "adversarial_epsilon must be"),
+        ({"rdrop_alpha": "x"}, "rdrop_alpha must be"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"stage": "two_stage"}, "stage must be one of"),
+        ({"num_labels": 1}, "num_labels must be an integer >= 2"),
+    ],
+)
 def test_ood_bad_arguments(tiny_model_mean, kwargs, match):
     kwargs = {"num_labels": 3, **kwargs}
     with pytest.raises(ValueError, match=match):

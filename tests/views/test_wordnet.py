@@ -141,8 +141,10 @@ def test_rewrites_report_exactly_what_changed():
     for sentence in SENTENCES:
         result = rw.rewrite(sentence)
         assert result is not None and result.original == sentence
-        for text, replacements in ((result.synonym, result.synonym_replacements),
-                                   (result.antonym, result.antonym_replacements)):
+        for text, replacements in (
+            (result.synonym, result.synonym_replacements),
+            (result.antonym, result.antonym_replacements),
+        ):
             assert replacements and text != sentence
             words = wnmod._WORD.findall(sentence)
             # rebuilding the rewrite from the reported replacements gives back the rewrite
