@@ -1,8 +1,10 @@
 """Offline building blocks for tests, examples and benchmarks: tiny models made on the fly.
 
-Nothing here touches the network: a WordPiece vocabulary is trained on a handful of sentences with
-the ``tokenizers`` library and a randomly initialised BERT/RoBERTa of a few thousand parameters is
-saved into a folder that sentence-transformers loads like any checkpoint.
+Nothing here touches the network: a randomly initialised BERT/RoBERTa of a few thousand parameters and
+a fixed WordPiece vocabulary shipped with the package (:data:`TINY_VOCAB_FILE`) are saved into a folder
+that sentence-transformers loads like any checkpoint. The vocabulary is a file, not trained on each
+build, because WordPiece training is not deterministic run to run and its corpus would depend on
+whether the data folder is present: every build on every machine gives the same model.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
+
+TINY_VOCAB_FILE = Path(__file__).with_name("tiny_vocab.txt")
+"""1,000 lower-cased WordPiece tokens (BERT's special tokens first), trained once on the first 2,000
+Wikipedia sentences of ``unlabeled/wiki_sentences.txt`` with :func:`train_wordpiece_vocab`."""
 
 _FALLBACK_CORPUS = [
     "a man is playing a guitar on the stage",
@@ -52,8 +58,17 @@ def training_corpus(limit: int = 2000) -> list[str]:
     return sentences
 
 
+def tiny_vocab() -> list[str]:
+    """The fixed vocabulary of the tiny test models (:data:`TINY_VOCAB_FILE`), the same on every machine."""
+    return TINY_VOCAB_FILE.read_text(encoding="utf-8").splitlines()
+
+
 def train_wordpiece_vocab(sentences: Iterable[str], vocab_size: int = 1000) -> list[str]:
-    """Train a lower-cased WordPiece vocabulary (BERT special tokens first) on ``sentences``."""
+    """Train a lower-cased WordPiece vocabulary (BERT special tokens first) on ``sentences``.
+
+    The result can differ between runs on the same sentences (the trainer's merge ties are not ordered):
+    for reproducible models pass a fixed vocabulary, as :func:`build_tiny_transformer` does by default.
+    """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -78,14 +93,18 @@ def build_tiny_transformer(
     seed: int = 0,
     with_mlm_head: bool = False,
 ) -> Path:
-    """Save a randomly initialised tiny BERT (or RoBERTa) and its tokenizer into ``folder``."""
+    """Save a randomly initialised tiny BERT (or RoBERTa) and its tokenizer into ``folder``.
+
+    ``vocab`` defaults to :func:`tiny_vocab`; with the same arguments the saved model is identical on every
+    machine and run.
+    """
     import torch
     from transformers import BertConfig, BertTokenizerFast, RobertaConfig
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if vocab is None:
-        vocab = train_wordpiece_vocab(training_corpus())
+        vocab = tiny_vocab()
     vocab_file = folder / "vocab.txt"
     vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = _bert_tokenizer(BertTokenizerFast, vocab_file, max_position_embeddings)
