@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
@@ -60,7 +59,3 @@ def trainer_two_steps(model, loss: nn.Module, dataset, output_dir, batch_size: i
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.train()
     return changed_parameters(before, loss)
-
-
-def copy_model(model):
-    return copy.deepcopy(model)
