@@ -179,7 +179,7 @@ def induce_dictionaries(src_dir: Path, work: Path, top: int = 3000) -> list[str]
 
 
 def launcher(command: str) -> list[str]:
-    return [sys.executable, "-m", "st_contrast.fairseq_launch", command]
+    return [sys.executable, "-m", "st_contrast.cli", command]
 
 
 def model_args(args) -> list[str]:

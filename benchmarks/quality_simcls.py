@@ -122,8 +122,8 @@ def main() -> None:
     encoder, work = prepare_run(args.encoder, args.work_dir)
     import torch
 
+    from st_contrast.cli.simcls import split_folds
     from st_contrast.data.simcls import read_simcls_jsonl, realsumm_documents, write_simcls_jsonl
-    from st_contrast.simcls_cli import split_folds
 
     all_path = work / "realsumm.jsonl"
     t0 = time.time()
@@ -201,7 +201,7 @@ def main() -> None:
         # SimCLS training with fairseq-train, then the re-ranker on the test documents
         save_dir = fold_dir / "checkpoints"
         shutil.rmtree(save_dir, ignore_errors=True)  # fairseq would resume from a stale checkpoint_last.pt
-        train_cmd = [sys.executable, "-m", "st_contrast.fairseq_launch", "fairseq-train", str(fold_dir),
+        train_cmd = [sys.executable, "-m", "st_contrast.cli", "fairseq-train", str(fold_dir),
                      "--task", "simcls_reranking", "--arch", "simcls_scorer", "--criterion", "simcls_ranking",
                      "--pretrained-encoder", encoder, "--num-train-candidates", str(args.num_train_candidates),
                      "--max-source-positions", str(args.max_source_positions),

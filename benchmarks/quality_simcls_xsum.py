@@ -69,9 +69,8 @@ LABELS = {
 def wrapper(command: str, args: list[str]) -> tuple[list[str], str]:
     """The argv that runs ``st-contrast COMMAND ARGS`` (its module entry, as the other benchmarks do) and the
     command line to report."""
-    module = "st_contrast.simcls_cli" if command.startswith("simcls-") else "st_contrast.fairseq_launch"
     shown = " ".join(["st-contrast", command, *(f"'{a}'" if " " in a else a for a in args)])
-    return [sys.executable, "-m", module, command, *args], shown
+    return [sys.executable, "-m", "st_contrast.cli", command, *args], shown
 
 
 def lines_out(path: Path, lines: list[str]) -> None:

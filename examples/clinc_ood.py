@@ -54,10 +54,10 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     """Train one method and evaluate LOF/GDA/MSP; returns the metrics, the subset and the timings."""
     from transformers import set_seed
 
+    from st_contrast.cli.train import build_model
     from st_contrast.data.clinc import load_clinc150
     from st_contrast.evaluation.ood import evaluate_ood
     from st_contrast.losses import SupConOODLoss
-    from st_contrast.training import build_model
 
     if args.method not in METHODS:
         raise ValueError(f"--method must be one of {METHODS}, got {args.method!r}")

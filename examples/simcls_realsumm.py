@@ -66,10 +66,10 @@ def main() -> None:
     data, ckpt = out / "data", out / "checkpoints"
     start = time.time()
 
-    print(run("st_contrast.simcls_cli", "simcls-build-data", "--realsumm", "--output-dir", str(data),
+    print(run("st_contrast.cli", "simcls-build-data", "--realsumm", "--output-dir", str(data),
               "--num-folds", "5", "--fold", str(args.fold)).strip())  # fmt: skip
     # fairseq validates on "valid": use the test fold as the validation subset to watch the selected ROUGE
-    log = run("st_contrast.fairseq_launch", "fairseq-train", str(data), "--task", "simcls_reranking",
+    log = run("st_contrast.cli", "fairseq-train", str(data), "--task", "simcls_reranking",
               "--arch", "simcls_scorer", "--criterion", "simcls_ranking", "--pretrained-encoder", encoder,
               "--num-train-candidates", str(args.num_train_candidates),
               "--max-source-positions", str(args.max_source_positions),
@@ -82,7 +82,7 @@ def main() -> None:
     for line in log.splitlines():
         if "valid on 'test' subset" in line:
             print(line.split("|", 3)[-1].strip())
-    rerank = run("st_contrast.simcls_cli", "simcls-rerank", "--checkpoint", str(ckpt / "checkpoint_best.pt"),
+    rerank = run("st_contrast.cli", "simcls-rerank", "--checkpoint", str(ckpt / "checkpoint_best.pt"),
                  "--input", str(data / "test.jsonl"), "--output", str(out / "chosen.jsonl"), "--cpu")  # fmt: skip
     print(rerank.strip().splitlines()[-1])
 

@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from st_contrast.cli.train import TrainConfig, build_model, train
     from st_contrast.data.paths import find_data_file
     from st_contrast.evaluation.sts import evaluate_sts
-    from st_contrast.training import TrainConfig, build_model, train
 
     train_file = args.train_file or str(find_data_file("unlabeled/wiki_sentences.txt"))
     start = time.perf_counter()

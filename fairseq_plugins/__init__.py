@@ -19,6 +19,11 @@ validate, interactive, preprocess) add it for you. Importing the package:
 * patches two fairseq 0.12 generation bugs (``_fairseq_fixes.py``): diverse beam search failed on every
   batch but the first (``--diverse-beam-groups``), and ``--no-repeat-ngram-size`` blocked nothing without
   the CUDA extension (it checked the padded end of the token buffer).
+
+Imports between this package's modules are relative, and those of st_contrast absolute (public, non-CLI
+names only): fairseq imports a ``--user-dir`` under its folder's name (``fairseq.utils.import_user_module``
+puts the parent folder on ``sys.path`` and imports the basename), so a copy of this folder under another
+name must find its own modules, not those of an installed ``fairseq_plugins``.
 """
 
 from __future__ import annotations
@@ -28,12 +33,7 @@ import os
 if "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ and "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ:
     os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
 
-import importlib  # noqa: E402
-
-from . import criterions, tasks  # noqa: E402,F401  (registration happens on import)
-
-if os.path.isfile(os.path.join(os.path.dirname(__file__), "models", "__init__.py")):
-    importlib.import_module(f"{__name__}.models")
+from . import criterions, models, tasks  # noqa: E402,F401  (registration happens on import)
 from ._entry_points import load_entry_point_plugins  # noqa: E402
 from ._fairseq_fixes import apply_all as _apply_fairseq_fixes  # noqa: E402
 

@@ -1,6 +1,6 @@
-"""Registration that survives a second import of the plugin package.
+"""Registration that survives a second import of the plugin package, and the folder imports that trigger it.
 
-fairseq raises on a duplicate criterion name, and silently keeps the first task. A second import
+fairseq raises on a duplicate criterion name, and silently keeps the first task or model. A second import
 happens when the package is imported by a script and then found again through ``--user-dir`` under
 another module name (e.g. a copy of the folder). Registering the same class (same qualified name) again
 returns the class already registered; a *different* class under one of our names is an error.
@@ -8,6 +8,8 @@ returns the class already registered; a *different* class under one of our names
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,9 +22,11 @@ def _same_component(existing: type, new: type) -> bool:
     )
 
 
-def _guarded(kind: str, registry: dict, register: Callable, name: str, dataclass) -> Callable[[T], T]:
+def _guarded(
+    kind: str, registered: Callable[[str], type | None], register: Callable, name: str, dataclass
+) -> Callable[[T], T]:
     def decorate(cls: T) -> T:
-        existing = registry.get(name)
+        existing = registered(name)
         if existing is not None:
             if _same_component(existing, cls):
                 return existing
@@ -36,12 +40,36 @@ def _guarded(kind: str, registry: dict, register: Callable, name: str, dataclass
 
 
 def register_criterion_once(name: str, dataclass) -> Callable[[T], T]:
+    """fairseq's ``register_criterion``, safe to repeat for the same class."""
     from fairseq.criterions import CRITERION_REGISTRY, register_criterion
 
-    return _guarded("criterion", CRITERION_REGISTRY, register_criterion, name, dataclass)
+    return _guarded("criterion", CRITERION_REGISTRY.get, register_criterion, name, dataclass)
 
 
 def register_task_once(name: str, dataclass) -> Callable[[T], T]:
+    """fairseq's ``register_task``, safe to repeat for the same class."""
     from fairseq.tasks import TASK_REGISTRY, register_task
 
-    return _guarded("task", TASK_REGISTRY, register_task, name, dataclass)
+    return _guarded("task", TASK_REGISTRY.get, register_task, name, dataclass)
+
+
+def register_model_once(name: str, dataclass) -> Callable[[T], T]:
+    """fairseq's ``register_model`` (which also registers the architecture ``name``), safe to repeat."""
+    from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY, register_model
+
+    def registered(key: str) -> type | None:
+        return MODEL_REGISTRY.get(key) or ARCH_MODEL_REGISTRY.get(key)
+
+    return _guarded("model", registered, register_model, name, dataclass)
+
+
+def import_modules_of(package: str, init_file: str) -> None:
+    """Import every public module of a plugin folder, so that each new file registers itself.
+
+    ``package`` and ``init_file`` are the folder's ``__name__`` and ``__file__``. fairseq does this for its
+    own folders (and, through ``--user-dir``, for our ``tasks/`` and ``models/``), but not when the package
+    is imported by a script.
+    """
+    for file in sorted(os.listdir(os.path.dirname(init_file))):
+        if file.endswith(".py") and not file.startswith(("_", ".")):
+            importlib.import_module(f"{package}.{file[:-3]}")

@@ -96,7 +96,7 @@ def _standalone() -> None:
 
         base = build_tiny_sentence_transformer(tempfile.mkdtemp(), pooling="mean", hidden_size=128, num_layers=2)
     else:
-        from st_contrast.training import build_model
+        from st_contrast.cli.train import build_model
 
         base = build_model(args.model, pooling="mean", max_seq_length=32)
     from st_contrast.testing import training_corpus

@@ -4,9 +4,7 @@ fairseq does for its own folders, so that a new criterion file registers itself)
 
 from __future__ import annotations
 
-import importlib
-import os
-
+from .._registry import import_modules_of
 from .label_smoothed_cross_entropy_with_contrastive import (  # noqa: F401
     LabelSmoothedCrossEntropyWithContrastive,
     LabelSmoothedCrossEntropyWithContrastiveConfig,
@@ -16,6 +14,4 @@ from .rdrop_label_smoothed_cross_entropy import (  # noqa: F401
     RDropLabelSmoothedCrossEntropyConfig,
 )
 
-for _file in sorted(os.listdir(os.path.dirname(__file__))):
-    if _file.endswith(".py") and not _file.startswith(("_", ".")):
-        importlib.import_module(f"{__name__}.{_file[:-3]}")
+import_modules_of(__name__, __file__)

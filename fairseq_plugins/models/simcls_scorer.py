@@ -30,35 +30,11 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel
 from torch import Tensor, nn
 
+from .._registry import register_model_once
+
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "simcls_scorer"
-
-
-def register_model_once(name: str, dataclass):
-    """fairseq's ``register_model`` (which also registers the architecture ``name``), safe to repeat.
-
-    fairseq silently keeps the first class under a model name; this returns the class already registered
-    when it is the same component (same qualified name, e.g. imported a second time under another package
-    name through ``--user-dir``) and refuses a *different* class under our name.
-    """
-    from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY, register_model
-
-    def decorate(cls):
-        existing = MODEL_REGISTRY.get(name) or ARCH_MODEL_REGISTRY.get(name)
-        if existing is not None:
-            same = existing.__qualname__ == cls.__qualname__ and (
-                existing.__module__.rsplit(".", 1)[-1] == cls.__module__.rsplit(".", 1)[-1]
-            )
-            if same:
-                return existing
-            raise ValueError(
-                f"fairseq model {name!r} is already registered by {existing.__module__}.{existing.__qualname__}; "
-                f"cannot register {cls.__module__}.{cls.__qualname__} under the same name"
-            )
-        return register_model(name, dataclass=dataclass)(cls)
-
-    return decorate
 
 
 @dataclass

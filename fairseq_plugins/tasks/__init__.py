@@ -3,14 +3,10 @@ aligned augmentation, after mRASP2) and every other module of this folder (impor
 
 from __future__ import annotations
 
-import importlib
-import os
-
+from .._registry import import_modules_of
 from .translation_multilingual_contrastive import (  # noqa: F401
     TranslationMultilingualContrastiveConfig,
     TranslationMultilingualContrastiveTask,
 )
 
-for _file in sorted(os.listdir(os.path.dirname(__file__))):
-    if _file.endswith(".py") and not _file.startswith(("_", ".")):
-        importlib.import_module(f"{__name__}.{_file[:-3]}")
+import_modules_of(__name__, __file__)

@@ -31,7 +31,7 @@ Training::
         --max-epoch 5 --best-checkpoint-metric rouge_mean --maximize-best-checkpoint-metric
 
 Inference: ``st-contrast simcls-rerank --checkpoint checkpoints/checkpoint_best.pt --input test.jsonl``
-(:func:`rerank_main`).
+(:func:`rerank`).
 """
 
 # No `from __future__ import annotations` here: fairseq builds its CLI from the config dataclass's
@@ -377,41 +377,48 @@ def score_items(model, dataset: SimCLSRerankingDataset, batch_size: int = 4) -> 
     return chosen, all_scores
 
 
-def rerank_main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: UP045
-    """``st-contrast simcls-rerank``: score every candidate with a trained ``simcls_scorer``, write the choice.
+def rerank(
+    checkpoint: str,
+    input_path: str,
+    output_path: str,
+    output_format: str = "jsonl",
+    batch_size: int = 4,
+    pretrained_encoder: Optional[str] = None,  # noqa: UP045
+    cpu: bool = False,
+) -> dict[str, Any]:
+    """Score every candidate with a trained ``simcls_scorer`` checkpoint and write the choice per document.
 
-    Writes one JSON object per document (``id``, ``index`` of the chosen candidate in the input order,
-    ``summary`` and all ``scores``), or with ``--format text`` the chosen summary per line (sentences
-    joined by spaces). Prints ROUGE of the choices when the input has references.
+    Reads ``input_path`` (see :func:`read_rerank_inputs`) and writes to ``output_path`` (``"-"``: stdout)
+    one JSON object per document (``id``, ``index`` of the chosen candidate in the input order, ``summary``
+    and all ``scores``), or with ``output_format="text"`` the chosen summary per line (sentences joined by
+    spaces). ``pretrained_encoder`` replaces the encoder folder saved in the checkpoint (if it moved); the
+    model runs on CUDA when available unless ``cpu``. Returns ``{"documents": n, "rouge": ...}``, where
+    ``rouge`` is :func:`st_contrast.evaluation.rouge.corpus_rouge` of the choices on the documents with a
+    reference (``None`` when none has one). ``st-contrast simcls-rerank`` runs this in a child process.
     """
-    import argparse
-
     from fairseq import checkpoint_utils
 
     from st_contrast.evaluation.rouge import corpus_rouge
-    from st_contrast.simcls_cli import add_rerank_arguments
 
-    parser = argparse.ArgumentParser(prog="st-contrast simcls-rerank", description=rerank_main.__doc__)
-    add_rerank_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be >= 1")
-
-    overrides = {"pretrained_encoder": args.pretrained_encoder} if args.pretrained_encoder else None
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([args.checkpoint], arg_overrides=overrides)
+    if output_format not in ("jsonl", "text"):
+        raise ValueError(f"output_format must be 'jsonl' or 'text', got {output_format!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    overrides = {"pretrained_encoder": pretrained_encoder} if pretrained_encoder else None
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides=overrides)
     if not isinstance(task, SimCLSRerankingTask):
-        raise ValueError(f"{args.checkpoint} was trained with task {type(task).__name__}, not simcls_reranking")
+        raise ValueError(f"{checkpoint} was trained with task {type(task).__name__}, not simcls_reranking")
     model = models[0].eval()
-    if torch.cuda.is_available() and not args.cpu:
+    if torch.cuda.is_available() and not cpu:
         model = model.cuda()
-    docs = read_rerank_inputs(args.input)
+    docs = read_rerank_inputs(input_path)
     items = [task.item_from_texts(d["id"], d["source"], d["candidates"]) for d in docs]
-    chosen, all_scores = score_items(model, task.build_dataset(items), args.batch_size)
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    chosen, all_scores = score_items(model, task.build_dataset(items), batch_size)
+    out = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")
     try:
         for doc, index, scores in zip(docs, chosen, all_scores):
             summary = doc["candidates"][index]
-            if args.format == "text":
+            if output_format == "text":
                 out.write(" ".join(summary.split()) + "\n")
             else:
                 record = {"id": doc["id"], "index": index, "summary": summary, "scores": scores}
@@ -420,12 +427,5 @@ def rerank_main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: UP045
         if out is not sys.stdout:
             out.close()
     with_ref = [(d["reference"], d["candidates"][i]) for d, i in zip(docs, chosen) if d["reference"]]
-    message = f"re-ranked {len(docs)} documents"
-    if with_ref:
-        rouge = corpus_rouge([r for r, _ in with_ref], [c for _, c in with_ref])
-        message += (
-            f"; ROUGE of the choices on {rouge['n']} documents with references: R-1 {100 * rouge['rouge1']:.2f} "
-            f"R-2 {100 * rouge['rouge2']:.2f} R-Lsum {100 * rouge['rougeLsum']:.2f}"
-        )
-    print(message, file=sys.stderr)
-    return 0
+    rouge = corpus_rouge([r for r, _ in with_ref], [c for _, c in with_ref]) if with_ref else None
+    return {"documents": len(docs), "rouge": rouge}

@@ -64,7 +64,7 @@ def test_real_corpus_from_the_data_folder(data_dir, rewriter):
 
 def test_trainer_accepts_the_dataset(rewriter, tiny_model, tmp_path):
     from st_contrast.losses import CLINELoss
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     dataset = cline_dataset(SENTENCES * 2, rewriter=rewriter)
     changed = trainer_two_steps(tiny_model, CLINELoss(tiny_model), dataset, tmp_path, batch_size=3)

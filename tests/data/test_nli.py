@@ -124,7 +124,7 @@ def test_nli_dataset_and_examples(caplog):
 
 def test_trainer_with_nli_dataset(tiny_model, data_dir, tmp_path):
     from st_contrast.losses import SimCSELoss
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     triplets = snli_triplets(f"{data_dir}/nli/snli_test.tsv")[:8]
     changed = trainer_two_steps(tiny_model, SimCSELoss(tiny_model), nli_dataset(triplets), tmp_path)

@@ -77,11 +77,11 @@ def test_unsupervised_pairs_drop_the_last_partial_batch(sentences):
 
 def test_model_fit_with_unsupervised_pairs(tiny_model, sentences, tmp_path, monkeypatch):
     from st_contrast.losses import SimCSELoss
-    from tests.training import _trainable_snapshot, changed_parameters
+    from tests.training_utils import changed_parameters, trainable_snapshot
 
     monkeypatch.chdir(tmp_path)  # model.fit may create a checkpoints/ folder in the working directory
     loss = SimCSELoss(tiny_model)
-    before = _trainable_snapshot(loss)
+    before = trainable_snapshot(loss)
     tiny_model.fit(
         train_objectives=[(unsupervised_pairs(sentences, batch_size=4), loss)],
         epochs=1,

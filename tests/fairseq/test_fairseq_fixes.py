@@ -111,7 +111,7 @@ def test_sequence_generator_blocks_repeated_ngrams_on_the_cpu(make_model, task, 
     and with no_repeat_ngram_size=2 no hypothesis repeats a bigram."""
     from fairseq.sequence_generator import SequenceGenerator
 
-    from .conftest import make_sample
+    from tests.fairseq.translation_utils import make_sample
 
     model = make_model(dropout=0.0, seed=1).eval()
     sample = make_sample(dictionary, batch_size=6, seed=2)

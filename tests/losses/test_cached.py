@@ -148,7 +148,7 @@ def test_bad_mini_batch_size(echo_model):
 def test_trainer_two_steps_trains_the_mlp_head(tiny_model, sentences, tmp_path):
     from datasets import Dataset
 
-    from tests.training import fit_two_steps, trainer_two_steps
+    from tests.training_utils import fit_two_steps, trainer_two_steps
 
     loss = CachedSimCSELoss(tiny_model, projection="mlp", mini_batch_size=3)
     changed = trainer_two_steps(tiny_model, loss, Dataset.from_dict({"sentence": sentences}), tmp_path)
@@ -280,7 +280,7 @@ def test_cached_supcon_fit_and_trainer_two_steps(tiny_model_mean, sentences, tmp
     from sentence_transformers import InputExample
 
     from st_contrast.losses import CachedSupConLoss
-    from tests.training import fit_two_steps, trainer_two_steps
+    from tests.training_utils import fit_two_steps, trainer_two_steps
 
     labels = [0, 1, 2, 3, 0, 1, 2, 3]
     loss = CachedSupConLoss(tiny_model_mean, dropout_views=True, mini_batch_size=3)
@@ -353,7 +353,7 @@ def test_cached_declutr_trainer_two_steps_trains_encoder_and_mlm_head(tiny_model
     from st_contrast.data.declutr import DeCLUTRSpanSampler
     from st_contrast.losses import CachedDeCLUTRLoss
     from tests.losses.test_declutr import DOCUMENTS
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     dataset = DeCLUTRSpanSampler(min_span=3, max_span=10, seed=0).dataset(DOCUMENTS + DOCUMENTS[:2])
     loss = CachedDeCLUTRLoss(tiny_model_mean, mini_batch_size=5)

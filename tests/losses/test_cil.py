@@ -17,7 +17,7 @@ from st_contrast.modules.entity_pooling import (
     load_relation_encoder,
 )
 from st_contrast.views.tfidf import TfidfSubstitution
-from tests.training import fit_two_steps, trainer_two_steps
+from tests.training_utils import fit_two_steps, trainer_two_steps
 
 
 def _cos(a, b):

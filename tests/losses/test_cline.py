@@ -265,7 +265,7 @@ def test_roberta_architecture_runs(tiny_roberta):
 def test_fit_two_steps_trains_encoder_and_heads(tiny_model):
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps
+    from tests.training_utils import fit_two_steps
 
     loss = CLINELoss(tiny_model, objective="official")
     examples = [InputExample(texts=list(t)) for t in zip(ORIGINAL + ORIGINAL, SYNONYM + SYNONYM, ANTONYM + ANTONYM)]
@@ -278,7 +278,7 @@ def test_fit_two_steps_trains_encoder_and_heads(tiny_model):
 def test_trainer_two_steps_on_a_triple_dataset(tiny_model, tmp_path):
     from datasets import Dataset
 
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     loss = CLINELoss(tiny_model)
     dataset = Dataset.from_dict({"original": ORIGINAL * 2, "synonym": SYNONYM * 2, "antonym": ANTONYM * 2})

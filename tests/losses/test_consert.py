@@ -371,7 +371,7 @@ def test_batch_of_one_and_empty_text(tiny_model):
 def test_fit_two_steps(tiny_model, sentences):
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps
+    from tests.training_utils import fit_two_steps
 
     loss = ConSERTLoss(tiny_model)
     changed = fit_two_steps(tiny_model, loss, [InputExample(texts=[s]) for s in sentences])
@@ -382,7 +382,7 @@ def test_fit_two_steps(tiny_model, sentences):
 def test_trainer_two_steps_unsupervised_and_joint(tiny_roberta, sentences, tmp_path):
     from datasets import Dataset
 
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     loss = ConSERTLoss(tiny_roberta, view1=FeatureCutoff(0.2), view2=TokenShuffle())
     changed = trainer_two_steps(tiny_roberta, loss, Dataset.from_dict({"sentence": sentences}), tmp_path / "u")

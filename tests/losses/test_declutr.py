@@ -350,7 +350,7 @@ def test_config_and_citation(echo_model):
 
 
 def test_fit_two_steps_trains_encoder_and_mlm_head(tiny_model_mean):
-    from tests.training import fit_two_steps
+    from tests.training_utils import fit_two_steps
 
     sampler = DeCLUTRSpanSampler(min_span=3, max_span=10, seed=0)
     examples = sampler.input_examples(DOCUMENTS + DOCUMENTS[:2])
@@ -361,7 +361,7 @@ def test_fit_two_steps_trains_encoder_and_mlm_head(tiny_model_mean):
 
 
 def test_trainer_two_steps_with_logged_components(tiny_model_mean, tmp_path):
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     dataset = DeCLUTRSpanSampler(min_span=3, max_span=10, seed=0).dataset(DOCUMENTS + DOCUMENTS[:2])
     loss = DeCLUTRLoss(tiny_model_mean, return_components=True)

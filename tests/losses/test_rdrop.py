@@ -85,7 +85,7 @@ def test_fit_and_trainer_two_steps(tiny_model_mean, sentences, tmp_path):
     from datasets import Dataset
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps, trainer_two_steps
+    from tests.training_utils import fit_two_steps, trainer_two_steps
 
     labels = [0, 1, 2, 0, 1, 2, 0, 1]
     loss = RDropLoss(tiny_model_mean, num_labels=3, alpha=1.0)

@@ -321,7 +321,7 @@ def test_default_projection_head(tiny_model):
 def test_fit_two_steps(tiny_model, sentences):
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps
+    from tests.training_utils import fit_two_steps
 
     loss = _loss(tiny_model)
     changed = fit_two_steps(tiny_model, loss, [InputExample(texts=[s]) for s in sentences])
@@ -334,7 +334,7 @@ def test_trainer_two_steps_logs_both_components(tiny_model, sentences, tmp_path,
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
 
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     seen: list[set[str]] = []
     original = SentenceTransformerTrainer.track_loss_components

@@ -190,7 +190,7 @@ def test_model_projection_is_saved(tiny_model, tmp_path):
 def test_fit_two_steps_trains_encoder_and_mlp_head(tiny_model, sentences):
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps
+    from tests.training_utils import fit_two_steps
 
     loss = SimCSELoss(tiny_model, projection="mlp")
     changed = fit_two_steps(tiny_model, loss, [InputExample(texts=[s]) for s in sentences])
@@ -201,7 +201,7 @@ def test_fit_two_steps_trains_encoder_and_mlp_head(tiny_model, sentences):
 def test_trainer_two_steps_on_pairs_and_triplets(tiny_model, sentences, tmp_path):
     from datasets import Dataset
 
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     loss = SimCSELoss(tiny_model, projection="mlp", hard_negative_weight=1.0)
     dataset = Dataset.from_dict(

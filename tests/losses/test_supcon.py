@@ -175,7 +175,7 @@ def test_supcon_fit_and_trainer_two_steps(tiny_model_mean, sentences, tmp_path):
     from datasets import Dataset
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps, trainer_two_steps
+    from tests.training_utils import fit_two_steps, trainer_two_steps
 
     labels = [0, 1, 2, 3, 0, 1, 2, 3]  # batches of 4 distinct labels: only the dropout views are positives
     loss = SupConLoss(tiny_model_mean, dropout_views=True)
@@ -376,7 +376,7 @@ def test_classifier_head_is_saved_and_loaded_with_the_model(tiny_model_mean, sen
 def test_fit_two_steps_trains_encoder_and_head(tiny_model_mean, sentences):
     from sentence_transformers import InputExample
 
-    from tests.training import fit_two_steps
+    from tests.training_utils import fit_two_steps
 
     loss = SupConOODLoss(tiny_model_mean, num_labels=3, rdrop_alpha=1.0)
     examples = [InputExample(texts=[s], label=int(y)) for s, y in zip(sentences, _labels())]
@@ -388,7 +388,7 @@ def test_fit_two_steps_trains_encoder_and_head(tiny_model_mean, sentences):
 def test_trainer_two_steps_joint_then_two_stage(tiny_model_mean, sentences, tmp_path):
     from datasets import Dataset
 
-    from tests.training import trainer_two_steps
+    from tests.training_utils import trainer_two_steps
 
     dataset = Dataset.from_dict({"sentence": sentences, "label": _labels().tolist()})
     loss = SupConOODLoss(tiny_model_mean, num_labels=3, variant="zeng")

@@ -1,4 +1,5 @@
-"""Tiny synthetic summarisation data for the SimCLS tests (no network, a few KB).
+"""Test helpers for SimCLS: tiny synthetic summarisation data (no network, a few KB) and the fairseq side's
+task, scorer and criterion built on it in memory (fairseq imported only by those).
 
 Documents are random words from a 30-word vocabulary; the reference is a few of the document's
 sentences; candidates keep a decreasing share of the reference's words, so ROUGE orders them.
@@ -51,3 +52,44 @@ def generate_output(texts: list[dict]) -> str:
             lines.append(f"P-{i}\t-0.1 -0.2")
     lines.append("Generate test with beam=5: BLEU4 = 1.00")
     return "\n".join(lines) + "\n"
+
+
+def write_data_folder(folder) -> None:
+    """A ``simcls_reranking`` data folder: 4 training and 2 validation documents (5 candidates) and dict.txt."""
+    from st_contrast.cli.simcls import write_dictionary
+    from st_contrast.data.simcls import write_simcls_jsonl
+
+    docs = tiny_documents(6, n_candidates=5)
+    write_simcls_jsonl(docs[:4], folder / "train.jsonl")
+    write_simcls_jsonl(docs[4:], folder / "valid.jsonl")
+    write_dictionary([t for d in docs for t in (d.source, d.reference, *(c.text for c in d.candidates))],
+                     str(folder / "dict.txt"))  # fmt: skip
+
+
+def make_simcls_task(folder, **overrides):
+    """The ``simcls_reranking`` task on ``folder`` (config fields overridden by ``overrides``)."""
+    import fairseq_plugins  # noqa: F401
+    from fairseq_plugins.tasks.simcls_reranking import SimCLSRerankingConfig, SimCLSRerankingTask
+
+    cfg = SimCLSRerankingConfig(data=str(folder), **overrides)
+    cfg.seed = 1
+    return SimCLSRerankingTask.setup_task(cfg)
+
+
+def make_simcls_scorer(task, **overrides):
+    """A tiny ``simcls_scorer`` (1 layer, width 16) for ``task``, seeded."""
+    import torch
+
+    from fairseq_plugins.models.simcls_scorer import SimCLSScorer, SimCLSScorerConfig
+
+    torch.manual_seed(0)
+    cfg = SimCLSScorerConfig(encoder_layers=1, encoder_embed_dim=16, encoder_ffn_embed_dim=32,
+                             encoder_attention_heads=2, **overrides)  # fmt: skip
+    return SimCLSScorer.build_model(cfg, task)
+
+
+def make_simcls_criterion(task, **kwargs):
+    """The ``simcls_ranking`` criterion for ``task``."""
+    from fairseq_plugins.criterions.simcls_ranking import SimCLSRankingCriterion
+
+    return SimCLSRankingCriterion(task, **kwargs)

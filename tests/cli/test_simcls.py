@@ -1,4 +1,5 @@
-"""``simcls-build-data`` and ``simcls-rerank`` (argument handling; the fairseq run is in test_end_to_end)."""
+"""``st-contrast simcls-build-data`` and ``simcls-rerank`` (st_contrast/cli/simcls.py: argument handling; the
+fairseq runs are in tests/fairseq/test_end_to_end.py)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,30 @@ import sys
 
 import pytest
 
-from st_contrast import simcls_cli
+from st_contrast.cli import main, simcls
+from tests.simcls_utils import generate_output, tiny_texts
 
-from .tiny import generate_output, tiny_texts
+
+def run_simcls(argv: list[str]) -> int:
+    """A SimCLS subcommand's handler on ``argv``, with its errors raised (``main`` turns them into status 2)."""
+    parser = argparse.ArgumentParser()
+    simcls.add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
 
 
 def test_split_folds_partitions_documents():
     tests = []
     for fold in range(5):
-        split = simcls_cli.split_folds(100, 5, fold, valid_size=10, seed=0)
+        split = simcls.split_folds(100, 5, fold, valid_size=10, seed=0)
         assert len(split["test"]) == 20 and len(split["valid"]) == 10 and len(split["train"]) == 70
         assert not set(split["test"]) & (set(split["train"]) | set(split["valid"]))
         tests += split["test"]
     assert sorted(tests) == list(range(100))  # the folds cover every document once
-    assert simcls_cli.split_folds(100, 5, 0, seed=1)["test"] != simcls_cli.split_folds(100, 5, 0, seed=0)["test"]
+    assert simcls.split_folds(100, 5, 0, seed=1)["test"] != simcls.split_folds(100, 5, 0, seed=0)["test"]
     for kwargs, match in [(dict(num_folds=1), "num-folds"), (dict(fold=5), "fold"), (dict(valid_size=80), "valid")]:
         with pytest.raises(ValueError, match=match):
-            simcls_cli.split_folds(100, **{"num_folds": 5, "fold": 0, **kwargs})
+            simcls.split_folds(100, **{"num_folds": 5, "fold": 0, **kwargs})
 
 
 def test_build_data_from_fairseq_generate(tmp_path, capsys):
@@ -33,8 +41,8 @@ def test_build_data_from_fairseq_generate(tmp_path, capsys):
     generated = tmp_path / "gen.out"
     generated.write_text(generate_output(tiny_texts(5, n_candidates=4)))
     out = tmp_path / "data"
-    code = simcls_cli.main(["simcls-build-data", "--fairseq-generate", str(generated), "--output-dir", str(out),
-                            "--num-folds", "5", "--fold", "2", "--valid-size", "1", "--write-dict"])  # fmt: skip
+    code = main(["simcls-build-data", "--fairseq-generate", str(generated), "--output-dir", str(out),
+                 "--num-folds", "5", "--fold", "2", "--valid-size", "1", "--write-dict"])  # fmt: skip
     assert code == 0
     assert "train 3, valid 1, test 1" in capsys.readouterr().out
     lines = (out / "train.jsonl").read_text().splitlines()
@@ -44,12 +52,7 @@ def test_build_data_from_fairseq_generate(tmp_path, capsys):
     vocab = {line.split()[0] for line in (out / "dict.txt").read_text().splitlines()}
     assert "w1" in vocab and "." in vocab
     # re-split the built file without re-scoring
-    assert (
-        simcls_cli.main(
-            ["simcls-build-data", "--jsonl", str(out / "train.jsonl"), "--output", str(tmp_path / "a.jsonl")]
-        )
-        == 0
-    )
+    assert main(["simcls-build-data", "--jsonl", str(out / "train.jsonl"), "--output", str(tmp_path / "a.jsonl")]) == 0
     assert (tmp_path / "a.jsonl").read_text() == (out / "train.jsonl").read_text()
 
 
@@ -58,25 +61,31 @@ def test_build_data_rejects_bad_input(tmp_path):
     generated = tmp_path / "gen.out"
     generated.write_text("S-0\tsource text\nT-0\t\nH-0\t-1\tone\nH-0\t-1\ttwo\n")
     with pytest.raises(ValueError, match="reference is empty"):
-        simcls_cli.main(["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x")])
+        run_simcls(["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x")])
     with pytest.raises(SystemExit):  # exactly one input is required
-        simcls_cli.main(["simcls-build-data", "--output", str(tmp_path / "x")])
+        run_simcls(["simcls-build-data", "--output", str(tmp_path / "x")])
 
 
 def test_rerank_arguments_and_child_command():
     parser = argparse.ArgumentParser()
-    simcls_cli.add_rerank_arguments(parser)
+    simcls.add_rerank_arguments(parser)
     args = parser.parse_args(["--checkpoint", "c.pt", "--input", "in.jsonl", "--output", "-", "--format", "text"])
     assert args.batch_size == 4 and args.format == "text" and not args.cpu
-    command = simcls_cli.rerank_command(["--checkpoint", "c.pt"])
+    command = simcls.rerank_command(["--checkpoint", "c.pt"])
     assert command[0] == sys.executable and "rerank_main" in command[2] and command[3:] == ["--checkpoint", "c.pt"]
     subparsers = argparse.ArgumentParser().add_subparsers()
-    simcls_cli.add_subcommands(subparsers)
+    simcls.add_subcommands(subparsers)
     assert set(subparsers.choices) == {"simcls-build-data", "simcls-rerank"}
-    assert subparsers.choices["simcls-rerank"].get_default("handler") is simcls_cli.run_rerank
+    assert subparsers.choices["simcls-rerank"].get_default("handler") is simcls.run_rerank
+
+
+def test_rerank_child_rejects_a_bad_batch_size(capsys):
+    with pytest.raises(SystemExit) as stop:
+        simcls.rerank_main(["--checkpoint", "c.pt", "--input", "in.jsonl", "--output", "-", "--batch-size", "0"])
+    assert stop.value.code == 2 and "--batch-size must be >= 1" in capsys.readouterr().err
 
 
 def test_commands_do_not_import_fairseq():
-    code = "import sys, st_contrast.simcls_cli, st_contrast.data.simcls; print('fairseq' in sys.modules)"
+    code = "import sys, st_contrast.cli.simcls, st_contrast.data.simcls; print('fairseq' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]

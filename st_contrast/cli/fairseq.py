@@ -1,4 +1,4 @@
-"""Launch fairseq's own commands with st-contrast's plugins, without importing fairseq here.
+"""``st-contrast fairseq-*``: fairseq's own commands with st-contrast's plugins, without importing fairseq here.
 
 ``st-contrast fairseq-user-dir`` prints the directory of the ``fairseq_plugins`` package, for plain
 fairseq commands::
@@ -130,15 +130,17 @@ def run_fairseq(command: str, args: Sequence[str], exec_: bool = True) -> int:
         return 130
 
 
-def _run_user_dir(args: argparse.Namespace) -> int:
+def run_user_dir(args: argparse.Namespace) -> int:
+    """The ``fairseq-user-dir`` handler: prints :func:`user_dir`."""
     print(user_dir())
     return 0
 
 
 def _make_runner(command: str):
+    """The handler of one ``fairseq-*`` wrapper: :func:`run_fairseq` with every argument passed through."""
+
     def _run(args: argparse.Namespace) -> int:
-        passthrough = list(getattr(args, "extra", None) or []) + list(getattr(args, "fairseq_args", None) or [])
-        return run_fairseq(command, passthrough)
+        return run_fairseq(command, list(getattr(args, "extra", None) or []))
 
     return _run
 
@@ -155,7 +157,7 @@ def add_subcommands(subparsers) -> None:
         help="print the fairseq --user-dir of st-contrast's plugins (does not import fairseq)",
         description="Print the directory to pass as fairseq's --user-dir.",
     )
-    parser.set_defaults(handler=_run_user_dir, func=_run_user_dir)
+    parser.set_defaults(handler=run_user_dir)
     for command, module in FAIRSEQ_COMMANDS.items():
         parser = subparsers.add_parser(
             command,
@@ -164,24 +166,4 @@ def add_subcommands(subparsers) -> None:
             description=f"Runs {module}.cli_main with all arguments passed through.",
         )
         runner = _make_runner(command)
-        parser.set_defaults(handler=runner, func=runner, accepts_extra=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m st_contrast.fairseq_launch fairseq-train ARGS`` (used by the tests)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m st_contrast.fairseq_launch {fairseq-user-dir," + ",".join(FAIRSEQ_COMMANDS) + "} ...")
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "fairseq-user-dir":
-        print(user_dir())
-        return 0
-    if command not in FAIRSEQ_COMMANDS:
-        print(f"unknown command {command!r}", file=sys.stderr)
-        return 2
-    return run_fairseq(command, rest)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+        parser.set_defaults(handler=runner, accepts_extra=True)

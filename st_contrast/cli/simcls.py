@@ -1,8 +1,9 @@
-"""SimCLS commands: ``simcls-build-data`` (scored candidate lists as JSONL) and ``simcls-rerank`` (inference).
+"""``st-contrast simcls-build-data`` (scored candidate lists as JSONL) and ``simcls-rerank`` (inference).
 
 Training runs through fairseq (``st-contrast fairseq-train DATA --task simcls_reranking --arch simcls_scorer
---criterion simcls_ranking ...``); see ``docs/methods/simcls.md``. This module never imports fairseq:
-``simcls-rerank`` runs the scorer in a child process, like the ``fairseq-*`` wrappers.
+--criterion simcls_ranking ...``); see ``docs/methods/simcls.md``. Nothing here imports fairseq in the
+``st-contrast`` process: ``simcls-rerank`` checks its options, then runs :func:`rerank_main` in a child
+process (like the ``fairseq-*`` wrappers), which calls :func:`fairseq_plugins.tasks.simcls_reranking.rerank`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
+from st_contrast.cli.fairseq import fairseq_env
+
+RERANK_DESCRIPTION = (
+    "Score every candidate by its cosine with the document (first-token vectors of the trained "
+    "encoder) and write the highest-scoring one per document."
+)
+
 
 def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``simcls-rerank`` (shared with the fairseq side, which parses the same list)."""
+    """The options of ``simcls-rerank`` (parsed again by :func:`rerank_main` in the child process)."""
     parser.add_argument("--checkpoint", required=True, help="fairseq checkpoint of a simcls_scorer model")
     parser.add_argument(
         "--input",
@@ -40,6 +48,7 @@ def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``simcls-build-data``."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--realsumm",
@@ -129,7 +138,8 @@ def _read_lines(path: str | None) -> list[str] | None:
 
 
 def run_build_data(args: argparse.Namespace) -> int:
-    from .data import simcls
+    """The ``simcls-build-data`` handler: read or build the documents, write one JSONL file or the folds."""
+    from st_contrast.data import simcls
 
     if args.realsumm:
         docs = simcls.realsumm_documents(args.data_dir, deduplicate=not args.keep_duplicates)
@@ -174,8 +184,7 @@ def run_build_data(args: argparse.Namespace) -> int:
 
 
 def run_rerank(args: argparse.Namespace) -> int:
-    from .fairseq_launch import fairseq_env
-
+    """The ``simcls-rerank`` handler: the options passed on to :func:`rerank_main` in a child process."""
     argv = ["--checkpoint", args.checkpoint, "--input", args.input, "--output", args.output, "--format", args.format]
     argv += ["--batch-size", str(args.batch_size)]
     if args.pretrained_encoder:
@@ -186,12 +195,46 @@ def run_rerank(args: argparse.Namespace) -> int:
 
 
 def rerank_command(argv: Sequence[str]) -> list[str]:
-    """The child process that runs :func:`fairseq_plugins.tasks.simcls_reranking.rerank_main`."""
+    """The child process that runs :func:`rerank_main` with ``argv``."""
     bootstrap = (
         "import sys; sys.argv[0] = 'st-contrast simcls-rerank'; "
-        "from fairseq_plugins.tasks.simcls_reranking import rerank_main; sys.exit(rerank_main())"
+        "from st_contrast.cli.simcls import rerank_main; sys.exit(rerank_main())"
     )
     return [sys.executable, "-c", bootstrap, *argv]
+
+
+def rerank_main(argv: Sequence[str] | None = None) -> int:
+    """The child process of ``simcls-rerank``: parse its options, then run the trained scorer.
+
+    Imports fairseq (through :func:`fairseq_plugins.tasks.simcls_reranking.rerank`, which writes the
+    choices); prints the number of documents, and the ROUGE of the choices when the input has references,
+    to stderr.
+    """
+    parser = argparse.ArgumentParser(prog="st-contrast simcls-rerank", description=RERANK_DESCRIPTION)
+    add_rerank_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    from fairseq_plugins.tasks.simcls_reranking import rerank
+
+    result = rerank(
+        args.checkpoint,
+        args.input,
+        args.output,
+        output_format=args.format,
+        batch_size=args.batch_size,
+        pretrained_encoder=args.pretrained_encoder,
+        cpu=args.cpu,
+    )
+    message = f"re-ranked {result['documents']} documents"
+    rouge = result["rouge"]
+    if rouge is not None:
+        message += (
+            f"; ROUGE of the choices on {rouge['n']} documents with references: R-1 {100 * rouge['rouge1']:.2f} "
+            f"R-2 {100 * rouge['rouge2']:.2f} R-Lsum {100 * rouge['rougeLsum']:.2f}"
+        )
+    print(message, file=sys.stderr)
+    return 0
 
 
 def add_subcommands(subparsers) -> None:
@@ -207,20 +250,7 @@ def add_subcommands(subparsers) -> None:
     rerank = subparsers.add_parser(
         "simcls-rerank",
         help="SimCLS: choose the best candidate per document with a trained simcls_scorer checkpoint",
-        description="Score every candidate by its cosine with the document (first-token vectors of the trained "
-        "encoder) and write the highest-scoring one per document.",
+        description=RERANK_DESCRIPTION,
     )
     add_rerank_arguments(rerank)
     rerank.set_defaults(handler=run_rerank)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m st_contrast.simcls_cli simcls-build-data ...``."""
-    parser = argparse.ArgumentParser(prog="python -m st_contrast.simcls_cli")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

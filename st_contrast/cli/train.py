@@ -1,18 +1,21 @@
-"""Config-driven training behind ``st-contrast train`` and the examples.
+"""``st-contrast train``: config-driven training, also used by the examples.
 
 A :class:`TrainConfig` names the model, the data, the method (a loss found through the
 ``st_contrast.losses`` entry points) and the usual optimisation settings; :func:`train` runs it with
 sentence-transformers' Trainer (progress bars, logs, checkpoint selection on STS-B dev) and saves
-the model with its model card.
+the model with its model card. :func:`add_subcommands` puts the ``train`` subcommand on the
+``st-contrast`` parser; every :class:`TrainConfig` field is one of its flags.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +154,7 @@ def load_train_dataset(config: TrainConfig):
 
 
 def build_loss(config: TrainConfig, model):
+    """The loss ``config.method`` names (an ``st_contrast.losses`` entry point) on ``model``, with ``config.loss``."""
     from st_contrast.registry import load_method
 
     loss_class = load_method(config.method)
@@ -216,3 +220,90 @@ def train(config: TrainConfig) -> dict[str, Any]:
     with open(os.path.join(config.output_dir, "st_contrast_summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
     return summary
+
+
+# -- the `train` subcommand -------------------------------------------------------------------------
+
+
+def add_subcommands(subparsers) -> None:
+    """Add ``train`` to an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a sentence encoder with a contrastive method",
+        description="Train with a method from the st_contrast.losses entry points. Settings come from --config "
+        "(YAML or JSON, keys = the long flag names with underscores) and/or flags; flags win.",
+    )
+    parser.add_argument("--config", help="YAML/JSON file with training settings")
+    parser.add_argument("--method", help="loss to train with (see `st-contrast methods`); default simcse")
+    parser.add_argument("--model", help="local model folder, or 'minilm' for the pretrained all-MiniLM-L6-v2")
+    parser.add_argument("--train-file", help="training data file")
+    parser.add_argument("--train-format", choices=TRAIN_FORMATS, help="how to read --train-file (default sentences)")
+    parser.add_argument("--output-dir", "--output", dest="output_dir", help="where to save the trained model")
+    parser.add_argument("--pooling", choices=POOLING_MODES, help="rebuild the model with this pooling")
+    parser.add_argument("--max-seq-length", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float)
+    parser.add_argument("--epochs", type=float)
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--max-train-samples", type=int)
+    parser.add_argument("--warmup-ratio", type=float)
+    parser.add_argument("--eval-steps", type=int)
+    parser.add_argument("--no-eval", dest="eval_sts", action="store_const", const=False, help="skip STS-B evaluation")
+    parser.add_argument("--select-best-on-sts-dev", action="store_const", const=True)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--bf16", action="store_const", const=True)
+    parser.add_argument("--fp16", action="store_const", const=True)
+    parser.add_argument("--data-dir", help="data folder (default: $ST_CONTRAST_DATA, then the cache)")
+    parser.add_argument(
+        "--loss-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="argument for the loss, e.g. --loss-arg temperature=0.05 (VALUE parsed as JSON when it can be)",
+    )
+    parser.set_defaults(handler=run_train)
+
+
+def _parse_loss_args(items: Sequence[str]) -> dict[str, Any]:
+    """``--loss-arg KEY=VALUE`` items as loss keyword arguments (VALUE read as JSON when it parses)."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--loss-arg expects KEY=VALUE, got {item!r}")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The ``train`` handler: a :class:`TrainConfig` from ``--config`` and/or the flags (flags win), trained."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    loss_args = _parse_loss_args(args.loss_arg)
+    if args.config:
+        config = TrainConfig.from_file(args.config, **flags)
+        config.loss.update(loss_args)
+    else:
+        missing = [name for name in ("model", "train_file", "output_dir") if name not in flags]
+        if missing:
+            raise SystemExit("st-contrast train: missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        config = TrainConfig(**flags, loss=loss_args)
+    summary = train(config)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    """The lines ``st-contrast train`` prints after a run: steps, time, where the model went, STS-B scores."""
+    print(
+        f"trained {summary['steps']} steps in {summary['train_seconds']} s; model saved to "
+        f"{summary['config']['output_dir']}"
+    )
+    if "before" in summary:
+        print(f"{'STS-B Spearman x100':<22}{'dev':>8}{'test':>8}")
+        for key in ("before", "after"):
+            row = summary.get(key, {})
+            print(f"{key:<22}{row.get('dev', float('nan')):>8.2f}{row.get('test', float('nan')):>8.2f}")

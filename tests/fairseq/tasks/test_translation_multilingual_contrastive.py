@@ -1,4 +1,5 @@
-"""translation_multilingual_contrastive: language tokens, mixed batches, sampling, aligned augmentation."""
+"""translation_multilingual_contrastive on binarised tiny data: language tokens, mixed batches, sampling,
+zero-shot generation, errors, batching."""
 
 from __future__ import annotations
 
@@ -8,90 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import LANGS
-from .tiny_data import EN_WORDS, as_pieces, sentence, translate, write_corpus, write_dictionary, write_muse_dictionary
-
-# ---------------------------------------------------------------------------------------------
-# Aligned augmentation on its own
-# ---------------------------------------------------------------------------------------------
-
-
-def _augmentation(dictionary, prob, langs=("de", "fr")):
-    from fairseq_plugins.data.aligned_augmentation import AlignedAugmentation
-    from fairseq_plugins.tasks.translation_multilingual_contrastive import lang_token
-
-    pairs = {("en", lang): [(w, translate(w, lang)) for w in EN_WORDS] for lang in langs}
-    protected = [dictionary.index(lang_token(lang)) for lang in LANGS]
-    return AlignedAugmentation(dictionary, pairs, prob, "@@", protected=protected)
-
-
-def _encode(dictionary, text: str) -> torch.Tensor:
-    return torch.tensor([dictionary.index(s) for s in text.split()] + [dictionary.eos()])
-
-
-def test_words_are_reassembled_from_subword_pieces(dictionary):
-    aug = _augmentation(dictionary, 0.5)
-    tokens = _encode(dictionary, sentence(["w16", "w3", "w22"], "en")).tolist()
-    assert len(tokens) == 6  # w1@@ 6 w3 w2@@ 2 </s>
-    assert [w for _, _, w in aug.words(tokens)] == ["w16", "w3", "w22"]
-    assert aug.encode_word("w16de") == tuple(dictionary.index(p) for p in as_pieces("w16de"))
-    assert aug.encode_word("nosuchword") is None
-    assert aug.stats["usable"] == aug.stats["entries"] == 2 * len(EN_WORDS)
-
-
-@pytest.mark.parametrize("prob", [0.0, 0.3, 0.7, 1.0])
-def test_substitution_rate_matches_ras_prob(dictionary, prob):
-    aug = _augmentation(dictionary, prob)
-    rng = np.random.default_rng(0)
-    substituted = eligible = 0
-    for _ in range(300):
-        words = list(rng.choice(EN_WORDS, size=8))
-        tokens = _encode(dictionary, sentence(words, "en"))
-        out, s, e = aug(tokens, "en", rng)
-        substituted, eligible = substituted + s, eligible + e
-        assert out[-1] == dictionary.eos()
-        text = dictionary.string(out[:-1]).replace("@@ ", "").split()
-        assert len(text) == len(words)  # one word for one word
-        changed = sum(a != b for a, b in zip(text, words))
-        assert changed == s
-        for original, new in zip(words, text):
-            assert new in {original, translate(original, "de"), translate(original, "fr")}
-    assert eligible == 300 * 8
-    assert substituted / eligible == pytest.approx(prob, abs=0.03)
-
-
-def test_language_tokens_and_specials_are_never_substituted(dictionary):
-    from fairseq_plugins.tasks.translation_multilingual_contrastive import lang_token
-
-    aug = _augmentation(dictionary, 1.0)
-    langtoks = [dictionary.index(lang_token(lang)) for lang in LANGS]
-    tokens = torch.tensor([langtoks[1], dictionary.index("w3"), langtoks[2], dictionary.index("w5"), dictionary.eos()])
-    out, s, e = aug(tokens, "en", np.random.default_rng(1))
-    assert (s, e) == (2, 2)
-    assert out[0] == langtoks[1] and out[2] == langtoks[2] and out[-1] == dictionary.eos()
-
-
-def test_dictionary_spec_parsing(tmp_path):
-    from fairseq_plugins.data.aligned_augmentation import parse_dictionary_spec, read_muse_dictionary
-
-    assert parse_dictionary_spec("/d/en-de.0-5000.txt") == ("en", "de", "/d/en-de.0-5000.txt")
-    assert parse_dictionary_spec("de-fr=/d/x.txt") == ("de", "fr", "/d/x.txt")
-    with pytest.raises(ValueError, match="language pair"):
-        parse_dictionary_spec("/d/words.txt")
-    path = tmp_path / "en-de.txt"
-    path.write_text("house haus\nhouse heim\n\nbad line here\ncat\tkatze\n", encoding="utf-8")
-    assert read_muse_dictionary(str(path)) == [("house", "haus"), ("house", "heim"), ("cat", "katze")]
-
-
-def test_temperature_ratios():
-    from fairseq_plugins.data.multilingual_pair_dataset import temperature_ratios
-
-    assert temperature_ratios([100, 300], 1.0) == pytest.approx([1.0, 1.0])
-    ratios = temperature_ratios([100, 300], 1e6)  # ~uniform: each pair gets half of the 400 examples
-    assert [r * n for r, n in zip(ratios, [100, 300])] == pytest.approx([200, 200], rel=1e-3)
-    with pytest.raises(ValueError):
-        temperature_ratios([100, 0], 2.0)
-
+from tests.fairseq.translation_utils import (
+    build_tiny_transformer,
+    write_corpus,
+    write_dictionary,
+    write_muse_dictionary,
+)
 
 # ---------------------------------------------------------------------------------------------
 # The task on binarised tiny data (binarised in-process: no subprocess)
@@ -201,8 +124,6 @@ def test_zero_shot_generation_forces_the_target_language(data_bin, task, make_mo
 
     from argparse import Namespace
 
-    from .conftest import build_tiny_transformer
-
     model = build_tiny_transformer(gen_task, dropout=0.0)
     model.eval()
     generator = gen_task.build_generator([model], Namespace(beam=2, max_len_b=5))
@@ -236,35 +157,6 @@ def test_setup_errors_are_explicit(data_bin, tmp_path):
         _setup(data, ras_prob=1.5)
     with pytest.raises(FileNotFoundError, match="dictionary"):
         _setup(str(tmp_path))
-
-
-def test_resampling_follows_the_temperature_and_changes_each_epoch(dictionary):
-    from fairseq.data import LanguagePairDataset
-
-    from fairseq_plugins.data.multilingual_pair_dataset import (
-        LanguagePair,
-        MultilingualPairDataset,
-        temperature_ratios,
-    )
-
-    def pair_dataset(n: int) -> LanguagePairDataset:
-        tokens = [torch.tensor([5, 6, dictionary.eos()]) for _ in range(n)]
-        return LanguagePairDataset(tokens, np.full(n, 3), dictionary, tokens, np.full(n, 3), dictionary)
-
-    sizes = [100, 900]
-    pairs = [LanguagePair("en", "de", pair_dataset(100), 7, 7), LanguagePair("en", "fr", pair_dataset(900), 8, 8)]
-    ds = MultilingualPairDataset(pairs, size_ratios=temperature_ratios(sizes, 5.0), seed=1)
-    probs = np.array(sizes, dtype=float) ** (1 / 5.0)
-    probs /= probs.sum()
-    assert len(ds) == pytest.approx(1000, abs=1)
-    np.testing.assert_allclose(np.bincount(ds.pair_ids) / len(ds), probs, atol=2e-3)
-    assert not ds.can_reuse_epoch_itr_across_epochs
-    first = ds.inner_ids.copy()
-    ds.set_epoch(2)
-    assert not np.array_equal(first, ds.inner_ids)
-    batch = ds.collater([ds[i] for i in range(0, len(ds), 50)])
-    rows = batch["net_input"]["prev_output_tokens"][:, 0].tolist()
-    assert rows == [7 if ds.pair_ids[i] == 0 else 8 for i in batch["id"].tolist()]
 
 
 def test_batching_keeps_every_example(data_bin):
