@@ -37,7 +37,7 @@ COLUMNS = ("original", "synonym", "antonym")
 
 def _sentences(sentences: Iterable[str] | str | os.PathLike, data_dir: str | os.PathLike | None) -> list[str]:
     if isinstance(sentences, (str, os.PathLike)):
-        from .sentences import read_sentences
+        from st_contrast.data.sentences import read_sentences
 
         return read_sentences(sentences, data_dir=data_dir)
     texts = list(sentences)

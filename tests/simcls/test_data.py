@@ -66,11 +66,11 @@ def test_jsonl_round_trip_and_validation(tmp_path):
     bad = json.loads(path.read_text().splitlines()[1])
     bad["candidates"] = bad["candidates"][::-1]
     (tmp_path / "unsorted.jsonl").write_text(path.read_text().splitlines()[0] + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(ValueError, match=r"unsorted.jsonl, line 2: document '1': candidates are not sorted"):
+    with pytest.raises(ValueError, match=r"unsorted.jsonl:2: document '1': candidates are not sorted"):
         simcls.read_simcls_jsonl(tmp_path / "unsorted.jsonl")
     bad["candidates"] = bad["candidates"][:1]
     (tmp_path / "one.jsonl").write_text(json.dumps(bad) + "\n")
-    with pytest.raises(ValueError, match="line 1: document '1' has 1 candidate"):
+    with pytest.raises(ValueError, match="one.jsonl:1: document '1' has 1 candidate"):
         simcls.read_simcls_jsonl(tmp_path / "one.jsonl")
     (tmp_path / "missing.jsonl").write_text(json.dumps({"id": 1, "source": "s"}) + "\n")
     with pytest.raises(ValueError, match=r"missing key\(s\) \['reference', 'candidates'\]"):
