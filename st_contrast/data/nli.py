@@ -154,10 +154,12 @@ def snli_triplets(
     groups: dict[str, tuple[list[str], list[str]]] = {}
     no_gold = empty = 0
     blank = neutral = 0
+    first = True
     for line_number, line in iter_lines(resolved, encoding):
         if not line.strip():
             blank += 1
             continue
+        is_first, first = first, False
         fields = line.split("\t")
         if len(fields) != 3:
             raise DataFormatError(
@@ -168,7 +170,7 @@ def snli_triplets(
         premise, hypothesis, raw_label = (field.strip() for field in fields)
         label = _parse_label(raw_label)
         if label is None:
-            if line_number == 1 and raw_label.lower() in _HEADER_LABELS:
+            if is_first and raw_label.lower() in _HEADER_LABELS:  # the header: the first line with text
                 continue
             if raw_label == _NO_GOLD_LABEL:
                 no_gold += 1
