@@ -479,7 +479,7 @@ def read_wikitext_articles(
     article) and articles without any paragraph are skipped, with a logged count (a warning).
     ``detokenize`` applies :func:`detokenize_wikitext`. With ``with_titles`` the result is a list of
     ``(title, text)``. The file is read with :mod:`st_contrast.data.reading`'s rules (strict UTF-8, a BOM
-    dropped, ``\r\n`` line ends).
+    dropped, ``\\r\\n`` line ends).
 
     Args:
         path: the WikiText file.

@@ -320,7 +320,7 @@ def iter_lines(
 def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
     """Every line of a text file, exactly (no stripping, blank lines kept), for line-aligned files.
 
-    Only ``\n`` and ``\r\n`` end a line here, so a stray ``\r`` inside a line cannot shift the alignment of
+    Only ``\\n`` and ``\\r\\n`` end a line here, so a stray ``\\r`` inside a line cannot shift the alignment of
     every line after it.
     """
     return [text for _, text in iter_lines(path, encoding, universal=False)]

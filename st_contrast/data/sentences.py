@@ -46,8 +46,8 @@ def read_sentences(
 
     Each line is stripped of surrounding whitespace; empty lines and lines shorter than ``min_length``
     characters are dropped, and how many were dropped is logged (a warning). The file is read with
-    :mod:`st_contrast.data.reading`'s rules: strict UTF-8 (a BOM at the start is dropped), ``\n``, ``\r\n``
-    or ``\r`` line ends.
+    :mod:`st_contrast.data.reading`'s rules: strict UTF-8 (a BOM at the start is dropped), ``\\n``, ``\\r\\n``
+    or ``\\r`` line ends.
 
     Args:
         path: the file; a relative path that does not exist is also looked up in the data folders

@@ -54,7 +54,7 @@ def read_sts_file(
     Rows are split on tabs only (no CSV quoting: STS-B has unbalanced quotes); the score is column 4 and
     the sentences are columns 5 and 6; any trailing columns (source notes on some rows) are ignored.
     Blank lines are skipped (how many is logged). The file is read with :mod:`st_contrast.data.reading`'s
-    rules (strict UTF-8, a BOM dropped, ``\r\n`` line ends).
+    rules (strict UTF-8, a BOM dropped, ``\\r\\n`` line ends).
 
     Args:
         path: the ``sts-*.csv`` file.
