@@ -35,11 +35,13 @@ logger = logging.getLogger(__name__)
 COLUMNS = ("original", "synonym", "antonym")
 
 
-def _sentences(sentences: Iterable[str] | str | os.PathLike, data_dir: str | os.PathLike | None) -> list[str]:
+def _sentences(
+    sentences: Iterable[str] | str | os.PathLike, data_dir: str | os.PathLike | None, encoding: str = "utf-8"
+) -> list[str]:
     if isinstance(sentences, (str, os.PathLike)):
-        from .sentences import read_sentences
+        from st_contrast.data.sentences import read_sentences
 
-        return read_sentences(sentences, data_dir=data_dir)
+        return read_sentences(sentences, data_dir=data_dir, encoding=encoding)
     texts = list(sentences)
     bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
     if bad:
@@ -51,6 +53,7 @@ def cline_rewrites(
     sentences: Iterable[str] | str | os.PathLike,
     rewriter: WordNetRewriter | None = None,
     data_dir: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
     **rewriter_options: Any,
 ) -> RewriteResult:
     """Rewrite every sentence into ``(x, x_syn, x_ant)`` with WordNet, reporting the replacements.
@@ -60,6 +63,7 @@ def cline_rewrites(
         rewriter: the :class:`~st_contrast.views.wordnet.WordNetRewriter` to use (its look-up cache is
             reused across calls); by default one is made from ``rewriter_options``.
         data_dir: a data folder to search first for a relative file path.
+        encoding: the file's encoding (UTF-8 by default), read as :func:`st_contrast.data.read_sentences` does.
         **rewriter_options: ``replace_ratio``, ``hypernym_probability``, ``seed``, ``max_senses``, ... (see
             :class:`~st_contrast.views.wordnet.WordNetRewriter`); not allowed together with ``rewriter``.
 
@@ -71,7 +75,7 @@ def cline_rewrites(
 
     if rewriter is not None and rewriter_options:
         raise ValueError(f"pass either a rewriter or rewriter options, not both (got {sorted(rewriter_options)})")
-    texts = _sentences(sentences, data_dir)
+    texts = _sentences(sentences, data_dir, encoding)
     if not texts:
         raise ValueError("cline_rewrites needs at least one sentence, got an empty list")
     rewriter = rewriter if rewriter is not None else WordNetRewriter(**rewriter_options)
@@ -95,6 +99,7 @@ def cline_dataset(
     sentences: Iterable[str] | str | os.PathLike,
     rewriter: WordNetRewriter | None = None,
     data_dir: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
     **rewriter_options: Any,
 ) -> Dataset:
     """A ``datasets.Dataset`` with columns ``original``, ``synonym``, ``antonym``: CLINE's Trainer input.
@@ -103,7 +108,7 @@ def cline_dataset(
     """
     from datasets import Dataset
 
-    result = cline_rewrites(sentences, rewriter, data_dir, **rewriter_options)
+    result = cline_rewrites(sentences, rewriter, data_dir, encoding, **rewriter_options)
     return Dataset.from_dict(
         {
             "original": [r.original for r in result.rewrites],
@@ -117,6 +122,7 @@ def cline_examples(
     sentences: Iterable[str] | str | os.PathLike,
     rewriter: WordNetRewriter | None = None,
     data_dir: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
     **rewriter_options: Any,
 ) -> list[InputExample]:
     """``InputExample(texts=[original, synonym, antonym])`` per sentence, for ``model.fit``.
@@ -125,5 +131,5 @@ def cline_examples(
     """
     from sentence_transformers import InputExample
 
-    result = cline_rewrites(sentences, rewriter, data_dir, **rewriter_options)
+    result = cline_rewrites(sentences, rewriter, data_dir, encoding, **rewriter_options)
     return [InputExample(texts=[r.original, r.synonym, r.antonym]) for r in result.rewrites]

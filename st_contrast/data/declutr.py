@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from st_contrast.data.reading import DataFormatError, iter_lines, log_skipped
+
 logger = logging.getLogger(__name__)
 
 Strategy = Literal["adjacent-overlapping-subsumed", "subsuming", "adjacent"]
@@ -302,6 +304,12 @@ class DeCLUTRSpanSampler:
         document is named by its index.
         """
         documents = list(documents)
+        wrong = next((i for i, document in enumerate(documents) if not isinstance(document, str)), None)
+        if wrong is not None:
+            raise TypeError(
+                f"documents must be strings, got {type(documents[wrong]).__name__} at index {wrong}; read files "
+                "with read_wikitext_articles or read_sentences first"
+            )
         if names is not None and len(names) != len(documents):
             raise ValueError(f"names must have one entry per document ({len(documents)}), got {len(names)}")
         tokenized = [self._tokenize(document) for document in documents]
@@ -462,31 +470,53 @@ def read_wikitext_articles(
     path: str | os.PathLike,
     detokenize: bool = True,
     with_titles: bool = False,
+    encoding: str = "utf-8",
 ) -> list[str] | list[tuple[str, str]]:
     """Read a WikiText(-2/-103) file as one document per article.
 
     A line `` = Title = `` starts an article; section headings (`` = = Section = = ``) and blank lines are
-    dropped; the article's paragraphs are joined with newlines. ``detokenize`` applies
-    :func:`detokenize_wikitext`. With ``with_titles`` the result is a list of ``(title, text)``.
+    dropped; the article's paragraphs are joined with newlines. Lines before the first title (text of no
+    article) and articles without any paragraph are skipped, with a logged count (a warning).
+    ``detokenize`` applies :func:`detokenize_wikitext`. With ``with_titles`` the result is a list of
+    ``(title, text)``. The file is read with :mod:`st_contrast.data.reading`'s rules (strict UTF-8, a BOM
+    dropped, ``\\r\\n`` line ends).
+
+    Args:
+        path: the WikiText file.
+        detokenize: undo WikiText's tokenisation (``3 @.@ 5`` → ``3.5``).
+        with_titles: return ``(title, text)`` pairs.
+        encoding: the file's encoding (UTF-8 by default).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file has no `` = Title = `` line (it is not WikiText).
+        DataFormatError: (a ``ValueError``) the file has no `` = Title = `` line (it is not WikiText), no
+            article has any text, or a byte is not valid in ``encoding`` (file, line and byte offset).
     """
     articles: list[tuple[str, list[str]]] = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.rstrip("\n")
-            title = _TITLE.match(line)
-            if title:
-                articles.append((title.group(1).strip(), []))
-                continue
-            if not line.strip() or _HEADING.match(line) or not articles:
-                continue
-            articles[-1][1].append(detokenize_wikitext(line.strip()) if detokenize else line.strip())
+    orphan_lines = 0
+    for _, line in iter_lines(path, encoding):
+        title = _TITLE.match(line)
+        if title:
+            articles.append((title.group(1).strip(), []))
+            continue
+        if not line.strip() or _HEADING.match(line):
+            continue
+        if not articles:
+            orphan_lines += 1
+            continue
+        articles[-1][1].append(detokenize_wikitext(line.strip()) if detokenize else line.strip())
     if not articles:
-        raise ValueError(f"{path} has no ' = Title = ' lines: it does not look like a WikiText file")
+        raise DataFormatError(path, "no ' = Title = ' line: it does not look like a WikiText file")
     result = [(title, "\n".join(paragraphs)) for title, paragraphs in articles if paragraphs]
+    if not result:
+        raise DataFormatError(path, f"none of the {len(articles)} articles has any text; expected paragraphs")
+    log_skipped(
+        logger,
+        path,
+        len(result),
+        "articles",
+        {"lines before the first title": orphan_lines, "articles without text": len(articles) - len(result)},
+    )
     return result if with_titles else [text for _, text in result]
 
 

@@ -11,10 +11,13 @@ import logging
 import os
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.request import Request, urlopen
 
-from . import paths
+from st_contrast.data import paths
+from st_contrast.data.reading import DataFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ def download_file(
     timeout: float = 60.0,
     show_progress_bar: bool = True,
     chunk_size: int = 1 << 16,
+    validate: Callable[[Path], Any] | None = None,
 ) -> Path:
     """Download ``url`` to ``destination`` with a tqdm progress bar; atomic (temporary file, then rename).
 
@@ -40,6 +44,9 @@ def download_file(
         timeout: seconds to wait for the server on connect and on each read.
         show_progress_bar: show a tqdm bar (bytes; the total comes from ``Content-Length`` when sent).
         chunk_size: bytes read at a time.
+        validate: called on the downloaded (temporary) file before it is renamed into place; when it raises,
+            nothing is left at ``destination`` (e.g. an HTML error page instead of the data). A
+            :class:`~st_contrast.data.reading.DataFormatError` it raises is re-raised naming ``url``.
 
     Returns:
         ``destination`` as a :class:`~pathlib.Path`.
@@ -64,6 +71,8 @@ def download_file(
                     bar.update(len(chunk))
         if total is not None and os.path.getsize(temporary) != total:
             raise OSError(f"Download of {url} was cut short: got {os.path.getsize(temporary)} of {total} bytes.")
+        if validate is not None:
+            _validated(validate, Path(temporary), f"{url} (downloaded)")
         os.replace(temporary, destination)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -99,7 +108,10 @@ def download_sts_benchmark(
         The folder holding ``sts-train.csv``, ``sts-dev.csv`` and ``sts-test.csv``.
 
     Raises:
-        ValueError: the archive lacks one of the three files.
+        ValueError: the archive lacks one of the three files or holds one twice.
+        DataFormatError: a split is not a valid STS-B file (checked with
+            :func:`st_contrast.evaluation.read_sts_file` before it is renamed into place, so a malformed split
+            never reaches the cache); the message names ``archive!member`` and the line.
         OSError: the download failed (e.g. ``urllib.error.URLError``) or was cut short.
     """
     root = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
@@ -109,6 +121,8 @@ def download_sts_benchmark(
     archive = root / "downloads" / (PurePosixPath(url.split("?", 1)[0]).name or "Stsbenchmark.tar.gz")
     logger.info(f"Downloading the STS Benchmark from {url} to {archive}")
     download_file(url, archive, timeout=timeout, show_progress_bar=show_progress_bar)
+
+    from st_contrast.evaluation.sts import read_sts_file
 
     wanted = set(STSB_FILES) | set(STSB_OPTIONAL_FILES)
     found: set[str] = set()
@@ -122,11 +136,18 @@ def download_sts_benchmark(
             source = tar.extractfile(member)
             if source is None:
                 continue
+            if member_path.name in found:
+                raise ValueError(
+                    f"The archive from {url} holds {member_path.name} twice; expected the original STS Benchmark "
+                    "release, with one file per split."
+                )
             handle, temporary = tempfile.mkstemp(dir=target, prefix=f".{member_path.name}.", suffix=".part")
             try:
                 with os.fdopen(handle, "wb") as out, source:
                     while chunk := source.read(1 << 16):
                         out.write(chunk)
+                if member_path.name in STSB_FILES:  # a malformed split never reaches the cache
+                    _validated(read_sts_file, Path(temporary), f"{archive}!{member.name}")
                 os.replace(temporary, target / member_path.name)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
@@ -140,3 +161,11 @@ def download_sts_benchmark(
         )
     logger.info(f"STS Benchmark extracted to {target}")
     return target
+
+
+def _validated(validate: Callable[[Path], Any], file: Path, name: str) -> None:
+    """Run ``validate(file)``; a :class:`DataFormatError` is re-raised under ``name`` (not the temporary file)."""
+    try:
+        validate(file)
+    except DataFormatError as error:
+        raise DataFormatError(name, error.reason, error.line, error.column, error.where) from None

@@ -15,13 +15,12 @@ Pairs without a hard negative (two-element tuples) are accepted by :func:`nli_da
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from .sentences import resolve_path
+from st_contrast.data.reading import DataFormatError, iter_lines, log_skipped, read_table, resolve_path
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -49,15 +48,20 @@ def _has_empty(row: Sequence[str]) -> bool:
     return any(not text or not text.strip() for text in row)
 
 
-def read_simcse_nli_csv(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[tuple[str, ...]]:
+def read_simcse_nli_csv(
+    path: str | os.PathLike, data_dir: str | os.PathLike | None = None, encoding: str = "utf-8"
+) -> list[tuple[str, ...]]:
     """Read SimCSE's NLI CSV (``nli_for_simcse.csv``: header ``sent0,sent1,hard_neg``).
 
-    Parsed with the ``csv`` module (quoted fields may hold commas, quotes and newlines). Rows with an empty
-    field are dropped, with a logged count. A file with only ``sent0,sent1`` gives pairs.
+    Parsed with the ``csv`` module, strictly (quoted fields may hold commas, doubled quotes and newlines; an
+    unclosed quote is an error), through :func:`st_contrast.data.reading.read_table`. Every row must have as
+    many fields as the header; other header columns than these three are ignored. Rows with an empty field
+    are dropped, with a logged count. A file with only ``sent0,sent1`` gives pairs.
 
     Args:
         path: the CSV file; a relative path that does not exist is also looked up in the data folders.
         data_dir: a data folder to search first for a relative ``path``.
+        encoding: the file's encoding (UTF-8 by default; a BOM is dropped).
 
     Returns:
         ``(sent0, sent1, hard_neg)`` tuples (``(sent0, sent1)`` without a ``hard_neg`` column), in file order:
@@ -65,33 +69,37 @@ def read_simcse_nli_csv(path: str | os.PathLike, data_dir: str | os.PathLike | N
 
     Raises:
         FileNotFoundError: the file is nowhere; the message names the places searched.
-        ValueError: no ``sent0``/``sent1`` header, or a row with a missing field.
+        DataFormatError: (a ``ValueError``) no ``sent0``/``sent1`` header, a row with fewer or more fields than
+            the header, a quoting error, a byte that is not valid in ``encoding``, or no row at all; the message
+            names the file and line.
     """
     resolved = resolve_path(path, data_dir)
+    table = read_table(resolved, encoding=encoding)
+    fields = [name.strip() for name in table.header]
+    if "sent0" not in fields or "sent1" not in fields:
+        raise DataFormatError(
+            resolved,
+            "the file must start with a header naming the columns sent0, sent1 and optionally hard_neg (SimCSE's "
+            f"format), got {table.header}",
+            line=table.header_line,
+        )
+    columns = ["sent0", "sent1"] + (["hard_neg"] if "hard_neg" in fields else [])
+    positions = [fields.index(column) for column in columns]
     rows: list[tuple[str, ...]] = []
     dropped = 0
-    with open(resolved, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        if "sent0" not in fields or "sent1" not in fields:
-            raise ValueError(
-                f"{resolved} must start with a header naming the columns sent0, sent1 and optionally hard_neg "
-                f"(SimCSE's format), got {fields}."
-            )
-        columns = ["sent0", "sent1"] + (["hard_neg"] if "hard_neg" in fields else [])
-        for record in reader:
-            values = [record.get(column) for column in columns]
-            if any(value is None for value in values):
-                raise ValueError(
-                    f"{resolved}:{reader.line_num}: the row has fewer fields than the header ({', '.join(columns)})."
-                )
-            row = tuple(value.strip() for value in values)
-            if _has_empty(row):
-                dropped += 1
-                continue
-            rows.append(row)
+    for _, values in table.rows:
+        row = tuple(values[i].strip() for i in positions)
+        if _has_empty(row):
+            dropped += 1
+            continue
+        rows.append(row)
+    if not rows:
+        raise DataFormatError(
+            resolved, f"no NLI row ({dropped} rows with an empty field); expected rows of {', '.join(columns)}"
+        )
     if dropped:
         logger.warning(f"Dropped {dropped} rows of {resolved} with an empty field.")
+    log_skipped(logger, resolved, len(rows), "rows", {"blank lines": table.blank_lines})
     return rows
 
 
@@ -103,15 +111,16 @@ def snli_triplets(
     path: str | os.PathLike,
     pairing: Pairing = "first",
     data_dir: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
 ) -> list[tuple[str, str, str]]:
     """(premise, entailment, contradiction) triplets from an SNLI-style premise/hypothesis/label TSV.
 
     Each line is ``premise<TAB>hypothesis<TAB>label`` with label ``0``/``entailment``, ``1``/``neutral`` or
     ``2``/``contradiction`` (case-insensitive); an optional header line (third column ``label`` or
-    ``gold_label``) is skipped, and so are SNLI's ``-`` (no gold label) rows and rows with an empty text,
-    with a logged count. Neutral hypotheses are not used. Hypotheses are grouped by premise (exact string
-    after stripping); premises come out in order of first appearance and, within a premise, hypotheses in
-    file order.
+    ``gold_label``) is skipped, and so are blank lines, SNLI's ``-`` (no gold label) rows and rows with an
+    empty text, with a logged count. Neutral hypotheses are not used (how many is logged). Hypotheses are
+    grouped by premise (exact string after stripping); premises come out in order of first appearance and,
+    within a premise, hypotheses in file order.
 
     A premise with no entailment or no contradiction gives no triplet. For a premise with several of
     either, ``pairing`` decides (deterministically):
@@ -128,53 +137,69 @@ def snli_triplets(
             (e.g. ``"nli/snli_test.tsv"``).
         pairing: ``"first"``, ``"zip"`` or ``"product"``, see above.
         data_dir: a data folder to search first for a relative ``path``.
+        encoding: the file's encoding (UTF-8 by default; a BOM is dropped).
 
     Returns:
         ``(premise, entailment, contradiction)`` tuples: anchor, positive, hard negative.
 
     Raises:
         FileNotFoundError: the file is nowhere; the message names the places searched.
-        ValueError: an unknown ``pairing``, a line without 3 tab-separated columns or an unknown label.
+        ValueError: an unknown ``pairing``.
+        DataFormatError: (a ``ValueError``) a line without 3 tab-separated columns, an unknown label, a byte
+            that is not valid in ``encoding``, or no labelled pair at all; the message names the file and line.
     """
     if pairing not in ("first", "zip", "product"):
         raise ValueError(f"pairing must be 'first', 'zip' or 'product', got {pairing!r}.")
     resolved = resolve_path(path, data_dir)
     groups: dict[str, tuple[list[str], list[str]]] = {}
     no_gold = empty = 0
-    with open(resolved, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
+    blank = neutral = 0
+    first = True
+    for line_number, line in iter_lines(resolved, encoding):
+        if not line.strip():
+            blank += 1
+            continue
+        is_first, first = first, False
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DataFormatError(
+                resolved,
+                f"expected 3 tab-separated columns (premise, hypothesis, label), got {len(fields)}.",
+                line_number,
+            )
+        premise, hypothesis, raw_label = (field.strip() for field in fields)
+        label = _parse_label(raw_label)
+        if label is None:
+            if is_first and raw_label.lower() in _HEADER_LABELS:  # the header: the first line with text
                 continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise ValueError(
-                    f"{resolved}:{line_number}: expected 3 tab-separated columns (premise, hypothesis, label), "
-                    f"got {len(fields)}."
-                )
-            premise, hypothesis, raw_label = (field.strip() for field in fields)
-            label = _parse_label(raw_label)
-            if label is None:
-                if line_number == 1 and raw_label.lower() in _HEADER_LABELS:
-                    continue
-                if raw_label == _NO_GOLD_LABEL:
-                    no_gold += 1
-                    continue
-                raise ValueError(
-                    f"{resolved}:{line_number}: unknown label {raw_label!r}; expected 0/entailment, 1/neutral or "
-                    "2/contradiction."
-                )
-            if not premise or not hypothesis:
-                empty += 1
+            if raw_label == _NO_GOLD_LABEL:
+                no_gold += 1
                 continue
-            entailments, contradictions = groups.setdefault(premise, ([], []))
-            if label == ENTAILMENT:
-                entailments.append(hypothesis)
-            elif label == CONTRADICTION:
-                contradictions.append(hypothesis)
-    if no_gold or empty:
+            raise DataFormatError(
+                resolved,
+                f"unknown label {raw_label!r}; expected 0/entailment, 1/neutral or 2/contradiction.",
+                line_number,
+            )
+        if not premise or not hypothesis:
+            empty += 1
+            continue
+        entailments, contradictions = groups.setdefault(premise, ([], []))
+        if label == ENTAILMENT:
+            entailments.append(hypothesis)
+        elif label == CONTRADICTION:
+            contradictions.append(hypothesis)
+        else:
+            neutral += 1
+    if not groups:
+        raise DataFormatError(
+            resolved,
+            f"no labelled pair ({blank} blank lines, {no_gold} rows without a gold label, {empty} with an empty "
+            "text); expected premise<TAB>hypothesis<TAB>label lines",
+        )
+    if no_gold or empty or blank:
         logger.warning(
-            f"Skipped {no_gold} rows without a gold label ('-') and {empty} rows with an empty text in {resolved}."
+            f"Skipped {no_gold} rows without a gold label ('-') and {empty} rows with an empty text in {resolved} "
+            f"(and {blank} blank lines)."
         )
     triplets: list[tuple[str, str, str]] = []
     for premise, (entailments, contradictions) in groups.items():
@@ -185,7 +210,11 @@ def snli_triplets(
             triplets.extend((premise, e, c) for e, c in zip(entailments, contradictions))
         else:
             triplets.extend((premise, e, c) for e in entailments for c in contradictions)
-    logger.info(f"{len(triplets)} NLI triplets from {len(groups)} premises in {resolved} (pairing={pairing!r}).")
+    without = sum(1 for entailments, contradictions in groups.values() if not (entailments and contradictions))
+    logger.info(
+        f"{len(triplets)} NLI triplets from {len(groups)} premises in {resolved} (pairing={pairing!r}); "
+        f"{neutral} neutral rows unused, {without} premises without both an entailment and a contradiction."
+    )
     return triplets
 
 

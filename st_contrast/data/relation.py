@@ -22,7 +22,6 @@ produce the columns :class:`st_contrast.losses.CILLoss` expects: one row per bag
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -32,7 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .paths import find_data_file
+from st_contrast.data.paths import find_data_file
+from st_contrast.data.reading import DataFormatError, decode_bytes, read_json, read_text, split_lines
 
 FEWREL_NYT_FILE = "relation/fewrel_val_nyt.json"
 SEMEVAL_FILE = "relation/semeval2010_task8.tar.gz"
@@ -108,86 +108,173 @@ class Bag:
 
 
 def read_fewrel_nyt(
-    path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None
+    path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, encoding: str = "utf-8"
 ) -> list[RelationInstance]:
     """FewRel 2.0's NYT domain set: ``{relation: [{tokens, h: [name, id, [[positions]]], t: ...}]}``.
 
-    The first mention of each entity is used (its positions give the span). Relations keep FewRel's
-    Wikidata property ids (``P413``, ...).
+    The first mention of each entity is used (its positions, consecutive token indices, give the span; later
+    mentions are ignored). Relations keep FewRel's Wikidata property ids (``P413``, ...).
+
+    Raises:
+        FileNotFoundError: the file is nowhere.
+        DataFormatError: (a ``ValueError``) the file is not valid JSON (file, line and column), or an item is
+            malformed: no token list of strings, an entity without ``[name, id, [[positions]]]``, positions
+            that are not consecutive token indices, or spans outside the sentence or overlapping (the
+            message names the file and the item, e.g. ``P413[7]``).
     """
     path = path or find_data_file(FEWREL_NYT_FILE, data_dir)
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
+    data = read_json(path, encoding)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object mapping relations to lists of sentences")
+        raise DataFormatError(
+            path, f"expected a JSON object mapping relations to lists of sentences, got {type(data).__name__}"
+        )
     instances = []
     for relation, items in data.items():
+        if not isinstance(items, list):
+            raise DataFormatError(path, f"expected a list of sentences, got {type(items).__name__}", where=relation)
         for index, item in enumerate(items):
             try:
-                tokens = tuple(item["tokens"])
-                head = _fewrel_span(item["h"][2])
-                tail = _fewrel_span(item["t"][2])
-                instances.append(
-                    RelationInstance(
-                        tokens, head, tail, relation, str(item["h"][1]), str(item["t"][1]), f"{relation}/{index}"
-                    )
-                )
-            except (KeyError, IndexError, TypeError) as error:
-                raise ValueError(f"{path}: malformed FewRel item {relation}/{index}: {error!r}") from None
+                instances.append(_fewrel_instance(item, relation, index))
+            except (KeyError, IndexError, TypeError, ValueError) as error:
+                detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+                raise DataFormatError(
+                    path,
+                    f"malformed FewRel item ({detail}); expected {{tokens: [...], h: [name, id, [[positions]]], "
+                    "t: [...]}",
+                    where=f"{relation}[{index}]",
+                ) from None
     return instances
 
 
-def _fewrel_span(mentions: Sequence[Sequence[int]]) -> tuple[int, int]:
+def _fewrel_instance(item: Any, relation: str, index: int) -> RelationInstance:
+    if not isinstance(item, dict):
+        raise TypeError(f"the item is a {type(item).__name__}, not an object")
+    tokens = item["tokens"]
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        raise TypeError("tokens must be a list of strings")
+    entities = []
+    for key in ("h", "t"):
+        entity = item[key]
+        if not isinstance(entity, list) or len(entity) < 3:
+            raise TypeError(f"{key!r} must be [name, id, [[positions], ...]]")
+        entities.append((str(entity[1]), _fewrel_span(entity[2], key)))
+    (head_id, head), (tail_id, tail) = entities
+    return RelationInstance(tuple(tokens), head, tail, relation, head_id, tail_id, f"{relation}/{index}")
+
+
+def _fewrel_span(mentions: Sequence[Sequence[int]], key: str = "h") -> tuple[int, int]:
+    if not isinstance(mentions, list) or not mentions or not isinstance(mentions[0], list) or not mentions[0]:
+        raise TypeError(f"{key!r} has no mention positions")
     positions = list(mentions[0])
-    return min(positions), max(positions) + 1
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
+        raise TypeError(f"{key!r} positions must be token indices (integers), got {positions}")
+    start = min(positions)
+    if sorted(positions) != list(range(start, start + len(positions))):
+        raise ValueError(f"{key!r} positions {positions} are not consecutive token indices")
+    return start, start + len(positions)
 
 
 _TAG = re.compile(r"(</?e[12]>)")
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
+_SENTENCE_LINE = re.compile(r"(\d+)\t(.*)")
+_LABEL_LINE = re.compile(r"Other|[A-Za-z]+-[A-Za-z]+\((?:e1,e2|e2,e1)\)")
 
 
 def read_semeval2010(
     split: Literal["train", "test"] = "train",
     path: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
 ) -> list[RelationInstance]:
     """SemEval-2010 Task 8 (official release), read straight from its tarball (or from an extracted file).
 
-    ``path`` may be the ``.tar.gz`` (the split's member is read) or the split's own text file. The label
+    ``path`` may be the ``.tar.gz`` (the split's member is read) or the split's own text file
+    (``TRAIN_FILE.TXT`` or ``TEST_FILE_FULL.TXT``; the unlabelled ``TEST_FILE.txt`` is refused). The label
     keeps its direction (``Component-Whole(e2,e1)``); ``e1`` is always the head. Words are split on
-    whitespace and punctuation; entities are the words between the tags.
+    whitespace and punctuation; entities are the words between the tags. The format is checked line by line
+    (see :func:`parse_semeval2010`); errors name the file (``archive!member`` inside the tarball) and line.
     """
     if split not in SEMEVAL_MEMBERS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     path = path or find_data_file(SEMEVAL_FILE, data_dir)
     if str(path).endswith((".tar.gz", ".tgz", ".tar")):
-        with tarfile.open(path) as archive:
-            member = archive.extractfile(SEMEVAL_MEMBERS[split])
-            if member is None:
-                raise ValueError(f"{path} has no file {SEMEVAL_MEMBERS[split]!r}")
-            text = member.read().decode("utf-8")
+        member_name = SEMEVAL_MEMBERS[split]
+        try:
+            with tarfile.open(path) as archive:
+                try:
+                    member = archive.extractfile(member_name)
+                except KeyError:
+                    member = None
+                if member is None:
+                    raise DataFormatError(
+                        path, f"the archive has no file {member_name!r}; expected the official SemEval-2010 release"
+                    )
+                data = member.read()
+        except tarfile.TarError as error:
+            raise DataFormatError(path, f"cannot read it as a tar archive ({error}); expected a .tar.gz") from None
+        name = f"{path}!{member_name}"
+        text = decode_bytes(data, name, encoding)
     else:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    return parse_semeval2010(text)
+        name = str(path)
+        text = read_text(path, encoding)
+    return parse_semeval2010(text, name)
 
 
-def parse_semeval2010(text: str) -> list[RelationInstance]:
-    """Parse SemEval-2010 Task 8's 4-line format (``id<TAB>"sentence"``, label, comment, blank)."""
-    lines = text.splitlines()
+def parse_semeval2010(text: str, name: str = "SemEval-2010") -> list[RelationInstance]:
+    """Parse SemEval-2010 Task 8's 4-line format (``id<TAB>"sentence"``, label, comment, blank).
+
+    Every example is a sentence line (``ID<TAB>"... <e1>x</e1> ... <e2>y</e2> ..."``; one pair of enclosing
+    quotes is removed, quotes inside the sentence are kept), a label line (``Other`` or
+    ``Relation(e1,e2)``/``Relation(e2,e1)``), then ``Comment...`` lines up to a blank line. Blank lines
+    between examples are allowed; any other line is a :class:`~st_contrast.data.reading.DataFormatError`
+    naming ``name`` and the line (so a missing label line is never taken from the next sentence).
+
+    Args:
+        text: the file's text.
+        name: the file's name, for error messages.
+    """
+    lines = split_lines(text)
     instances = []
     i = 0
     while i < len(lines):
         line = lines[i].strip()
-        uid, tab, sentence = line.partition("\t")
-        if not (tab and uid.isdigit()):
-            i += 1  # blank and "Comment:" lines
+        if not line:
+            i += 1
             continue
-        if i + 1 >= len(lines) or not lines[i + 1].strip():
-            raise ValueError(f"SemEval-2010 line {i + 1}: sentence {uid} is not followed by a label line")
-        label = lines[i + 1].strip()
-        instances.append(_parse_tagged(sentence.strip().strip('"'), label, uid.strip()))
+        match = _SENTENCE_LINE.fullmatch(line)
+        if match is None:
+            raise DataFormatError(name, f"expected a sentence line 'ID<TAB>\"sentence\"', got {line[:60]!r}", i + 1)
+        uid, sentence = match.group(1), match.group(2).strip()
+        if len(sentence) >= 2 and sentence[0] == sentence[-1] == '"':
+            sentence = sentence[1:-1]
+        label = lines[i + 1].strip() if i + 1 < len(lines) else None
+        if label is None or not _LABEL_LINE.fullmatch(label):
+            found = "the end of the file" if label is None else repr(label[:60]) if label else "a blank line"
+            hint = ""
+            if label and _SENTENCE_LINE.fullmatch(label):
+                hint = " (is this the unlabelled TEST_FILE.txt? read TEST_FILE_FULL.TXT, which has the labels)"
+            raise DataFormatError(
+                name,
+                f"sentence {uid} is followed by {found}, not a relation label such as 'Cause-Effect(e1,e2)' or "
+                f"'Other'{hint}",
+                i + 2,
+            )
+        try:
+            instances.append(_parse_tagged(sentence, label, uid))
+        except ValueError as error:
+            raise DataFormatError(name, str(error), i + 1) from None
         i += 2
+        while i < len(lines) and lines[i].strip():
+            if not lines[i].lstrip().startswith("Comment"):
+                raise DataFormatError(
+                    name,
+                    f"expected a 'Comment:' line or a blank line after the label of sentence {uid}, got "
+                    f"{lines[i].strip()[:60]!r}",
+                    i + 1,
+                )
+            i += 1
+    if not instances:
+        raise DataFormatError(name, "no example; expected SemEval-2010 Task 8's 4-line examples")
     return instances
 
 

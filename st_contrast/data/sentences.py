@@ -15,10 +15,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .paths import data_dirs, find_data_file
+from st_contrast.data.reading import DataFormatError, iter_lines, resolve_path
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -26,33 +25,6 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_path(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
-    """``path`` if it exists; else, for a relative path, the first data folder holding it.
-
-    Args:
-        path: a file, absolute or relative to the working directory or to a data folder (e.g.
-            ``unlabeled/wiki_sentences.txt``).
-        data_dir: a data folder to search first (see :func:`st_contrast.data.data_dirs`).
-
-    Raises:
-        FileNotFoundError: the file is nowhere; the message names every place searched.
-    """
-    candidate = Path(path)
-    if candidate.is_file():
-        return candidate
-    if not candidate.is_absolute():
-        found = find_data_file(str(candidate), data_dir, required=False)
-        if found is not None and found.is_file():
-            return found
-        places = [str(candidate.resolve())] + [str(folder / candidate) for folder in data_dirs(data_dir)]
-    else:
-        places = [str(candidate)]
-    raise FileNotFoundError(
-        f"Could not find the file {str(path)!r}; looked at: {', '.join(places)}. Pass an existing path, or a path "
-        "relative to a data folder (data_dir=..., or the ST_CONTRAST_DATA environment variable)."
-    )
 
 
 def _drop_empty(texts: list[str], what: str) -> list[str]:
@@ -68,11 +40,14 @@ def read_sentences(
     min_length: int = 1,
     dedupe: bool = False,
     data_dir: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
 ) -> list[str]:
     """Read a text file with one sentence per line.
 
     Each line is stripped of surrounding whitespace; empty lines and lines shorter than ``min_length``
-    characters are dropped, and how many were dropped is logged.
+    characters are dropped, and how many were dropped is logged (a warning). The file is read with
+    :mod:`st_contrast.data.reading`'s rules: strict UTF-8 (a BOM at the start is dropped), ``\\n``, ``\\r\\n``
+    or ``\\r`` line ends.
 
     Args:
         path: the file; a relative path that does not exist is also looked up in the data folders
@@ -81,6 +56,7 @@ def read_sentences(
         dedupe: keep only the first occurrence of each sentence (unsupervised SimCSE would otherwise see a
             repeated sentence as its own negative when both copies share a batch).
         data_dir: a data folder to search first for a relative ``path``.
+        encoding: the file's encoding (UTF-8 by default).
 
     Returns:
         The sentences in file order.
@@ -88,28 +64,35 @@ def read_sentences(
     Raises:
         FileNotFoundError: the file is nowhere; the message names the places searched.
         ValueError: ``min_length`` < 1.
+        DataFormatError: a byte that is not valid in ``encoding`` (with file, line and byte offset), or no
+            sentence at all (an empty file, or every line dropped).
     """
     if min_length < 1:
         raise ValueError(f"min_length must be >= 1 (empty lines are always dropped), got {min_length}.")
     resolved = resolve_path(path, data_dir)
     sentences: list[str] = []
     empty = short = 0
-    with open(resolved, encoding="utf-8") as handle:
-        for line in handle:
-            sentence = line.strip()
-            if not sentence:
-                empty += 1
-            elif len(sentence) < min_length:
-                short += 1
-            else:
-                sentences.append(sentence)
+    for _, line in iter_lines(resolved, encoding):
+        sentence = line.strip()
+        if not sentence:
+            empty += 1
+        elif len(sentence) < min_length:
+            short += 1
+        else:
+            sentences.append(sentence)
     duplicates = 0
     if dedupe:
         unique = list(dict.fromkeys(sentences))
         duplicates = len(sentences) - len(unique)
         sentences = unique
+    if not sentences:
+        raise DataFormatError(
+            resolved,
+            f"no sentence to read ({empty} empty lines, {short} lines shorter than min_length={min_length}); "
+            "expected one sentence per line",
+        )
     if empty or short or duplicates:
-        logger.info(
+        logger.warning(
             f"Read {len(sentences)} sentences from {resolved}; dropped {empty} empty lines, {short} lines shorter "
             f"than {min_length} characters and {duplicates} duplicates."
         )

@@ -32,6 +32,7 @@ the paper) and :func:`realsumm_documents` (REALSumm, Bhandari et al. 2020: 100 C
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -41,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.rouge import ROUGE_TYPES, rouge_scores
-from .paths import find_data_file
+from st_contrast.data.paths import find_data_file
+from st_contrast.data.reading import DataFormatError, iter_jsonl, read_lines
+from st_contrast.evaluation.rouge import ROUGE_TYPES, rouge_scores
 
 REALSUMM_DIR = "summarization/realsumm_cnndm"
 REALSUMM_SOURCES = "selected_docs_for_human_eval/abs/ptr_generator/src.txt"
@@ -194,48 +196,88 @@ def make_document(
 
 
 def document_from_dict(data: dict[str, Any], min_candidates: int = MIN_CANDIDATES) -> SimCLSDocument:
-    """Parse one JSON object of the format (raises ``ValueError`` saying what is missing or wrong)."""
+    """Parse one JSON object of the format (raises ``ValueError`` saying what is missing or wrong).
+
+    Texts (``source``, ``reference``, each candidate's ``text``) must be strings, ``id`` a string or an
+    integer, ``system`` a string when present, and every ROUGE value a finite number in ``[0, 1]`` (``score``
+    a finite number); nothing is converted behind the caller's back (``null`` never becomes ``"None"``).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"expected a JSON object {{id, source, reference, candidates}}, got {type(data).__name__} "
+            f"{str(data)[:60]!r}"
+        )
     missing = [key for key in ("id", "source", "reference", "candidates") if key not in data]
     if missing:
         raise ValueError(f"missing key(s) {missing}; expected id, source, reference, candidates")
+    doc_id = data["id"]
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+        raise ValueError(f"'id' must be a string or an integer, got {type(doc_id).__name__} {doc_id!r}")
+    for key in ("source", "reference"):
+        if not isinstance(data[key], str):
+            raise ValueError(
+                f"document {str(doc_id)!r}: {key!r} must be text (a string), got {type(data[key]).__name__}"
+            )
     raw = data["candidates"]
     if not isinstance(raw, list):
         raise ValueError(f"document {data['id']!r}: 'candidates' must be a list, got {type(raw).__name__}")
     candidates = []
     for k, item in enumerate(raw):
-        if not isinstance(item, dict) or "text" not in item:
-            raise ValueError(f"document {data['id']!r}: candidate {k} must be an object with a 'text'")
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError(f"document {data['id']!r}: candidate {k} must be an object with a 'text' string")
+        system = item.get("system")
+        if system is not None and not isinstance(system, str):
+            raise ValueError(f"document {data['id']!r}: candidate {k}'s 'system' must be a string")
         try:
-            scores = {name: float(item[name]) for name in ROUGE_TYPES}
-            score = float(item.get("score", sum(scores.values()) / 3.0))
+            scores = {name: _number(item[name]) for name in ROUGE_TYPES}
+            score = _number(item["score"]) if "score" in item else sum(scores.values()) / 3.0
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"document {data['id']!r}: candidate {k} needs numeric {', '.join(ROUGE_TYPES)} ({error})"
             ) from None
-        candidates.append(Candidate(str(item["text"]), score, system=item.get("system"), **scores))
+        bad = {name: value for name, value in {**scores, "score": score}.items() if not math.isfinite(value)}
+        bad.update({name: value for name, value in scores.items() if math.isfinite(value) and not 0 <= value <= 1})
+        if bad:
+            raise ValueError(
+                f"document {data['id']!r}: candidate {k} has {bad}; expected ROUGE F1 values in [0, 1] and a finite "
+                "score"
+            )
+        candidates.append(Candidate(item["text"], score, system=system, **scores))
     extra = {k: v for k, v in data.items() if k not in ("id", "source", "reference", "candidates")}
-    doc = SimCLSDocument(str(data["id"]), str(data["source"]), str(data["reference"]), candidates, extra)
+    doc = SimCLSDocument(str(doc_id), data["source"], data["reference"], candidates, extra)
     check_document(doc, min_candidates)
     return doc
 
 
-def iter_simcls_jsonl(path: str | os.PathLike, min_candidates: int = MIN_CANDIDATES) -> Iterator[SimCLSDocument]:
-    """Documents of a SimCLS JSONL file, validated; errors name the file and line."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield document_from_dict(json.loads(line), min_candidates)
-            except (ValueError, json.JSONDecodeError) as error:
-                raise ValueError(f"{path}, line {line_number}: {error}") from None
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{value!r} is not a number")
+    return float(value)
 
 
-def read_simcls_jsonl(path: str | os.PathLike, min_candidates: int = MIN_CANDIDATES) -> list[SimCLSDocument]:
+def iter_simcls_jsonl(
+    path: str | os.PathLike, min_candidates: int = MIN_CANDIDATES, encoding: str = "utf-8"
+) -> Iterator[SimCLSDocument]:
+    """Documents of a SimCLS JSONL file, validated; errors (:class:`DataFormatError`) name the file and line.
+
+    Blank lines are skipped (a logged count); every other line must be a valid document.
+    """
+    for line_number, data in iter_jsonl(path, encoding):
+        try:
+            yield document_from_dict(data, min_candidates)
+        except DataFormatError:
+            raise
+        except ValueError as error:
+            raise DataFormatError(path, str(error), line_number) from None
+
+
+def read_simcls_jsonl(
+    path: str | os.PathLike, min_candidates: int = MIN_CANDIDATES, encoding: str = "utf-8"
+) -> list[SimCLSDocument]:
     """All documents of a SimCLS JSONL file (see the module docstring for the format)."""
-    docs = list(iter_simcls_jsonl(path, min_candidates))
+    docs = list(iter_simcls_jsonl(path, min_candidates, encoding))
     if not docs:
-        raise ValueError(f"{path} holds no documents")
+        raise DataFormatError(path, "the file holds no documents; expected one JSON document per line")
     return docs
 
 
@@ -381,7 +423,7 @@ def realsumm_documents(
     root = find_data_file(REALSUMM_DIR, data_dir)
     assert root is not None
     sources_path = Path(root) / REALSUMM_SOURCES
-    sources = sources_path.read_text(encoding="utf-8").split("\n") if sources_path.is_file() else None
+    sources = read_lines(sources_path) if sources_path.is_file() else None
     merged: dict[int, dict[str, Any]] = {}
     for kind in kinds:
         path = Path(root) / f"{kind}.pkl"
@@ -389,12 +431,31 @@ def realsumm_documents(
             raise FileNotFoundError(f"REALSumm file {path} is missing (kinds must be among 'abs', 'ext')")
         with open(path, "rb") as handle:
             table = pickle.load(handle)  # the published data set (trusted input)
+        if not isinstance(table, dict):
+            raise DataFormatError(path, f"expected a dict of documents, got {type(table).__name__}")
         for key, item in table.items():
-            doc_id = int(item.get("doc_id", key))
-            entry = merged.setdefault(doc_id, {"reference": item["ref_summ"], "systems": []})
-            for system, value in item["system_summaries"].items():
-                name = f"{kind}/{system.removesuffix('.txt')}"
-                entry["systems"].append((name, value["system_summary"]))
+            try:
+                doc_id = int(item.get("doc_id", key))
+                reference = item["ref_summ"]
+                systems = [
+                    (f"{kind}/{system.removesuffix('.txt')}", value["system_summary"])
+                    for system, value in item["system_summaries"].items()
+                ]
+                if not isinstance(reference, str) or not all(isinstance(text, str) for _, text in systems):
+                    raise TypeError("the reference and the system summaries must be strings")
+            except (AttributeError, KeyError, TypeError, ValueError) as error:
+                raise DataFormatError(
+                    path,
+                    f"malformed REALSumm entry ({error!r}); expected {{doc_id, ref_summ, system_summaries: "
+                    "{system: {system_summary, ...}}}",
+                    where=repr(key),
+                ) from None
+            entry = merged.setdefault(doc_id, {"reference": reference, "systems": []})
+            if entry["reference"] != reference:
+                raise DataFormatError(
+                    path, f"document {doc_id}'s reference differs from the one in another kind's file", where=repr(key)
+                )
+            entry["systems"].extend(systems)
     docs = []
     for doc_id in sorted(merged)[:limit]:
         entry = merged[doc_id]

@@ -19,7 +19,8 @@ try:  # sentence-transformers >= 6
 except ImportError:  # pragma: no cover - sentence-transformers 5.x
     from sentence_transformers.evaluation import SentenceEvaluator as BaseEvaluator
 
-from ..data.paths import data_dirs, find_data_file
+from st_contrast.data.paths import data_dirs, find_data_file
+from st_contrast.data.reading import DataFormatError, check_number, iter_lines, log_skipped
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,6 +31,9 @@ STSSplit = Literal["train", "dev", "test"]
 STS_SPLITS: tuple[str, ...] = ("train", "dev", "test")
 STS_RELATIVE_DIR = "sts/stsbenchmark"
 ENV_DOWNLOAD = "ST_CONTRAST_DOWNLOAD"
+
+#: The STS Benchmark's score scale (0: unrelated, 5: equivalent).
+STSB_SCALE: tuple[float, float] = (0.0, 5.0)
 
 #: Number of pairs in each split of the original release.
 STS_SPLIT_SIZES: dict[str, int] = {"train": 5749, "dev": 1500, "test": 1379}
@@ -42,44 +46,54 @@ def sts_relative_path(split: str) -> str:
     return f"{STS_RELATIVE_DIR}/sts-{split}.csv"
 
 
-def read_sts_file(path: str | os.PathLike) -> list[tuple[str, str, float]]:
+def read_sts_file(
+    path: str | os.PathLike, scale: tuple[float, float] | None = STSB_SCALE, encoding: str = "utf-8"
+) -> list[tuple[str, str, float]]:
     """Read one STS-B file of the original release into ``(sentence1, sentence2, score)`` triples.
 
     Rows are split on tabs only (no CSV quoting: STS-B has unbalanced quotes); the score is column 4 and
     the sentences are columns 5 and 6; any trailing columns (source notes on some rows) are ignored.
-    Blank lines are skipped.
+    Blank lines are skipped (how many is logged). The file is read with :mod:`st_contrast.data.reading`'s
+    rules (strict UTF-8, a BOM dropped, ``\\r\\n`` line ends).
 
     Args:
         path: the ``sts-*.csv`` file.
+        scale: the ``(lowest, highest)`` score allowed (STS-B's 0-5); ``None`` accepts any finite score.
+        encoding: the file's encoding (UTF-8 by default).
 
     Returns:
         One ``(sentence1, sentence2, score)`` per row, in file order; scores are on the 0-5 scale.
 
     Raises:
-        ValueError: a row with fewer than 7 columns, a score that is not a number, or an empty sentence.
+        DataFormatError: (a ``ValueError``; the message names the file and line) a row with fewer than 7
+            columns, a score that is not a finite number or is off the scale, an empty sentence, a byte that is
+            not valid in ``encoding``, or a file without any row.
     """
+    low, high = scale if scale is not None else (None, None)
     pairs: list[tuple[str, str, float]] = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) < 7:
-                raise ValueError(
-                    f"{path}:{line_number}: expected at least 7 tab-separated columns (genre, file, year, id, "
-                    f"score, sentence1, sentence2), got {len(fields)}."
-                )
-            try:
-                score = float(fields[4])
-            except ValueError:
-                raise ValueError(
-                    f"{path}:{line_number}: the score column holds {fields[4]!r}, not a number."
-                ) from None
-            sentence1, sentence2 = fields[5].strip(), fields[6].strip()
-            if not sentence1 or not sentence2:
-                raise ValueError(f"{path}:{line_number}: a sentence is empty.")
-            pairs.append((sentence1, sentence2, score))
+    blank = 0
+    for line_number, line in iter_lines(path, encoding):
+        if not line.strip():
+            blank += 1
+            continue
+        fields = line.split("\t")
+        if len(fields) < 7:
+            raise DataFormatError(
+                path,
+                "expected at least 7 tab-separated columns (genre, file, year, id, score, sentence1, sentence2), "
+                f"got {len(fields)}.",
+                line_number,
+            )
+        score = check_number(fields[4].strip(), path, "the score column", line_number, low=low, high=high)
+        sentence1, sentence2 = fields[5].strip(), fields[6].strip()
+        if not sentence1 or not sentence2:
+            raise DataFormatError(path, "a sentence is empty; expected two sentences (columns 6 and 7).", line_number)
+        pairs.append((sentence1, sentence2, score))
+    if not pairs:
+        raise DataFormatError(
+            path, f"no sentence pair ({blank} blank lines); expected tab-separated STS-B rows (genre, ..., s2)"
+        )
+    log_skipped(logger, path, len(pairs), "sentence pairs", {"blank lines": blank})
     return pairs
 
 
@@ -119,7 +133,7 @@ def load_sts_benchmark(
     path = find_data_file(relative, data_dir, required=False)
     if path is None:
         if _download_requested(download):
-            from ..data.download import download_sts_benchmark
+            from st_contrast.data.download import download_sts_benchmark
 
             download_sts_benchmark()
             path = find_data_file(relative, data_dir, required=False)

@@ -7,6 +7,79 @@ import logging
 import pytest
 
 from st_contrast.data import nli_dataset, nli_examples, read_simcse_nli_csv, snli_triplets
+from st_contrast.data.reading import DataFormatError
+from tests.data.malformed import VARIANTS, ReaderCase, check
+
+SNLI = ReaderCase(
+    name="snli.tsv",
+    lines=[
+        "premise\thypothesis\tlabel",
+        "a man sleeps\the is asleep\t0",
+        "a man sleeps\the is awake\t2",
+        "a dog {HUGE} runs\tan animal moves\tentailment",
+        "a dog {HUGE} runs\ta cat sits\tcontradiction",
+    ],
+    read=snli_triplets,
+    rows=2,
+    record_line=3,
+)
+
+SIMCSE_CSV = ReaderCase(
+    name="nli_for_simcse.csv",
+    lines=[
+        "sent0,sent1,hard_neg",
+        "a man sleeps,he is asleep,he is awake",
+        '"a dog, {HUGE}","an animal, moving",a cat',
+        "last anchor,last positive,last negative",
+    ],
+    read=read_simcse_nli_csv,
+    rows=3,
+    record_line=2,
+    lone_cr="error",  # CSV lines end at \n or \r\n; a lone \r outside quotes is a CSV error
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_snli_files(variant, tmp_path, caplog):
+    check(SNLI, variant, tmp_path, caplog)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_simcse_csv_files(variant, tmp_path, caplog):
+    check(SIMCSE_CSV, variant, tmp_path, caplog)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sent0,sent1,hard_neg\na,b,c,d\n", r":2: the row has more fields than the header: 4, expected 3"),
+        ('sent0,sent1,hard_neg\n"a,b,c\nd,e,f\n', r":3: a quoted field opened on line 2 is never closed"),
+        ('sent0,sent1,hard_neg\n"a"x,b,c\n', r":2: malformed CSV"),
+        ("anchor,positive\na,b\n", r":1: the file must start with a header naming the columns sent0, sent1"),
+        ("sent0,sent1\n,b\n a ,\n", r": no NLI row \(2 rows with an empty field\)"),
+    ],
+)
+def test_simcse_csv_refuses_malformed_rows(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataFormatError, match=message) as info:
+        read_simcse_nli_csv(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_snli_header_after_blank_lines_and_other_formats(tmp_path):
+    path = tmp_path / "nli.tsv"
+    path.write_text("\n\ngold_label\tx\tlabel\np\te\t0\np\tc\t2\n", encoding="utf-8")
+    assert snli_triplets(path) == [("p", "e", "c")]
+    path.write_text("p\th\t1\n", encoding="utf-8")  # a neutral pair gives no triplet, but it is a labelled pair
+    assert snli_triplets(path) == []
+    path.write_text("p\th\t-\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"nli.tsv: no labelled pair \(0 blank lines, 1 rows without a gold"):
+        snli_triplets(path)
+    original_release = "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1\tsentence2\n"
+    path.write_text(original_release, encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"nli.tsv:1: expected 3 tab-separated columns .* got 5"):
+        snli_triplets(path)
 
 
 @pytest.mark.parametrize(("pairing", "count"), [("first", 2921), ("zip", 2929), ("product", 3247)])

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 from collections import Counter
 
 import pytest
 
+from st_contrast.data.reading import DataFormatError
 from st_contrast.data.relation import (
     Bag,
     RelationInstance,
@@ -19,6 +23,62 @@ from st_contrast.data.relation import (
     relation_ids,
     split_bags,
 )
+from tests.data.malformed import VARIANTS, ReaderCase, check
+
+FEWREL_SMALL = {
+    "P413": [
+        {"tokens": ["Cris", "Carter", "plays", "as", "{HUGE}"], "h": ["Cris Carter", "Q1", [[0, 1]]],
+         "t": ["{HUGE}", "Q2", [[4]]]},
+        {"tokens": ["Ann", "is", "a", "goalkeeper"], "h": ["Ann", "Q3", [[0]]], "t": ["goalkeeper", "Q4", [[3]]]},
+    ],
+    "P17": [{"tokens": ["Paris", "in", "France"], "h": ["Paris", "Q5", [[0]]], "t": ["France", "Q6", [[2]]]}],
+}  # fmt: skip
+_FEWREL_LINES = json.dumps(FEWREL_SMALL, indent=1).split("\n")
+
+FEWREL_FILE = ReaderCase(
+    name="fewrel_val_nyt.json",
+    lines=_FEWREL_LINES,
+    read=lambda path: read_fewrel_nyt(path),
+    rows=3,
+    record_line=next(i for i, line in enumerate(_FEWREL_LINES, start=1) if '"Carter"' in line),
+    blank_lines_warn=False,  # JSON whitespace
+    error_line_of_truncation=False,
+)
+
+SEMEVAL_LINES = [
+    '1\t"The <e1>child</e1> was wrapped into the <e2>cradle</e2> with {HUGE} care."',
+    "Component-Whole(e2,e1)",
+    "Comment: a comment",
+    "",
+    '2\t"He said "the <e1>ship</e1> left the <e2>port</e2>.""',
+    "Entity-Origin(e1,e2)",
+    "Comment:",
+    "",
+    '3\t"<e2>Rain</e2>, not <e1>wind</e1>, caused it."',
+    "Other",
+    "Comment: the last one",
+    "",
+]
+SEMEVAL_FILE = ReaderCase(
+    name="TRAIN_FILE.TXT",
+    lines=SEMEVAL_LINES,
+    read=lambda path: read_semeval2010("train", path=path),
+    rows=3,
+    record_line=5,
+    blank_after=(3, 4, 7, 8, 11, 12),  # blank lines separate examples; inside one they are an error
+    blank_lines_warn=False,
+    truncated_line=10,  # the last label, cut short
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_fewrel_files(variant, tmp_path, caplog):
+    check(FEWREL_FILE, variant, tmp_path, caplog)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_semeval_files(variant, tmp_path, caplog):
+    check(SEMEVAL_FILE, variant, tmp_path, caplog)
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +215,92 @@ def test_cil_dataset_and_examples(fewrel):
     examples = cil_examples(bags, rel2id, 3)
     assert len(examples[0].texts) == 4 and examples[0].label == dataset[0]["label"]
     assert examples[0].texts[0] == dataset[0]["sentence_1"]
+
+
+def _fewrel_with(change) -> dict:
+    data = json.loads(json.dumps(FEWREL_SMALL))
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["P17"][0].pop("tokens"), r"P17\[0\]: malformed FewRel item \(missing 'tokens'\)"),
+        (lambda d: d["P17"][0].update(tokens="Paris in France"), r"P17\[0\]: .*tokens must be a list of strings"),
+        (lambda d: d["P17"][0].update(h=["Paris", "Q5"]), r"P17\[0\]: .*'h' must be \[name, id"),
+        (lambda d: d["P17"][0].update(h=["Paris", "Q5", []]), r"P17\[0\]: .*'h' has no mention positions"),
+        (lambda d: d["P17"][0].update(h=["Paris", "Q5", [[0, 2]]]), r"P17\[0\]: .*not consecutive token indices"),
+        (lambda d: d["P17"][0].update(h=["Paris", "Q5", [["0"]]]), r"P17\[0\]: .*token indices \(integers\)"),
+        (lambda d: d["P17"][0].update(t=["France", "Q6", [[5]]]), r"P17\[0\]: .*not a non-empty span"),
+        (lambda d: d["P17"][0].update(t=["France", "Q6", [[0]]]), r"P17\[0\]: .*overlap"),
+        (lambda d: d["P17"].append("a sentence"), r"P17\[1\]: .*the item is a str, not an object"),
+        (lambda d: d.update(P17={"tokens": []}), r"P17: expected a list of sentences"),
+    ],
+)
+def test_malformed_fewrel_items_name_the_relation_and_index(tmp_path, change, message):
+    path = tmp_path / "fewrel.json"
+    path.write_text(json.dumps(_fewrel_with(change)), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=message) as info:
+        read_fewrel_nyt(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_semeval_keeps_quotes_inside_the_sentence(tmp_path):
+    path = tmp_path / "TRAIN_FILE.TXT"
+    path.write_text("\n".join(SEMEVAL_LINES) + "\n", encoding="utf-8")
+    second = read_semeval2010("train", path=path)[1]
+    assert second.tokens == ("He", "said", '"', "the", "ship", "left", "the", "port", ".", '"')
+    assert (second.head_text, second.tail_text, second.relation) == ("ship", "port", "Entity-Origin(e1,e2)")
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "message"),
+    [
+        # the released unlabelled test file: every sentence line followed by the next sentence
+        (['8001\t"The <e1>a</e1> b <e2>c</e2>."', '8002\t"The <e1>d</e1> e <e2>f</e2>."'], 2, "TEST_FILE_FULL.TXT"),
+        (SEMEVAL_LINES[:1] + SEMEVAL_LINES[2:], 2, "sentence 1 is followed by 'Comment: a comment', not a relation"),
+        (SEMEVAL_LINES[:1] + ["", *SEMEVAL_LINES[1:]], 2, "sentence 1 is followed by a blank line"),
+        (SEMEVAL_LINES[:9], 10, "sentence 3 is followed by the end of the file"),
+        (SEMEVAL_LINES[:2] + ["Note: not a comment"] + SEMEVAL_LINES[3:], 3, "expected a 'Comment:' line or a blank"),
+        # files joined with their BOMs: only the one at the very start is dropped
+        (SEMEVAL_LINES[:4] + ["\ufeff" + SEMEVAL_LINES[4], *SEMEVAL_LINES[5:]], 5, "expected a sentence line 'ID"),
+        (['x1\t"The <e1>a</e1> <e2>b</e2>."', "Other"], 1, "expected a sentence line 'ID<TAB>"),
+        (['4\t"no entities here"', "Other"], 1, "expected one <e1>...</e1> and one <e2>...</e2>"),
+        (['5\t"<e1>a</e1> <e2>b</e2>"', "Other(e1,e2)"], 2, "not a relation label"),
+    ],
+)
+def test_semeval_refuses_malformed_examples_at_their_line(tmp_path, lines, line, message):
+    path = tmp_path / "TEST_FILE.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=message) as info:
+        read_semeval2010("test", path=path)
+    assert str(info.value).startswith(f"{path}:{line}:")
+
+
+def _semeval_archive(path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_semeval_tarball_members(tmp_path):
+    from st_contrast.data.relation import SEMEVAL_MEMBERS
+
+    archive = tmp_path / "semeval2010_task8.tar.gz"
+    text = ("\r\n".join(SEMEVAL_LINES) + "\r\n").replace("{HUGE}", "much")
+    _semeval_archive(archive, {SEMEVAL_MEMBERS["train"]: b"\xef\xbb\xbf" + text.encode()})
+    train = read_semeval2010("train", path=archive)
+    assert [instance.uid for instance in train] == ["1", "2", "3"]
+    with pytest.raises(DataFormatError, match="the archive has no file .*TEST_FILE_FULL.TXT"):
+        read_semeval2010("test", path=archive)
+    bad = text.encode().replace(b"much", b"m\xffch")
+    _semeval_archive(archive, {SEMEVAL_MEMBERS["train"]: bad})
+    with pytest.raises(DataFormatError) as info:
+        read_semeval2010("train", path=archive)
+    assert str(info.value).startswith(f"{archive}!{SEMEVAL_MEMBERS['train']}:1:")
+    archive.write_bytes(b"not an archive")
+    with pytest.raises(DataFormatError, match="cannot read it as a tar archive"):
+        read_semeval2010("train", path=archive)

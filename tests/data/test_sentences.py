@@ -7,6 +7,36 @@ import logging
 import pytest
 
 from st_contrast.data import read_sentences, sentence_dataset, unsupervised_examples, unsupervised_pairs
+from st_contrast.data.reading import DataFormatError
+from tests.data.malformed import VARIANTS, ReaderCase, check
+
+SENTENCES = ReaderCase(
+    name="sentences.txt",
+    lines=["the cat sat on the mat", "a second sentence with {HUGE} words", "and the last sentence of the file"],
+    read=read_sentences,
+    rows=3,
+    record_line=2,
+    truncated="same_count",  # a sentence cut short is still a sentence
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_files(variant, tmp_path, caplog):
+    check(SENTENCES, variant, tmp_path, caplog)
+
+
+def test_bom_does_not_survive_into_the_first_sentence_or_defeat_dedupe(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfthe cat sat\r\nthe cat sat\r\n")
+    assert read_sentences(path) == ["the cat sat", "the cat sat"]
+    assert read_sentences(path, dedupe=True) == ["the cat sat"]
+
+
+def test_every_line_dropped_is_an_error_not_an_empty_list(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("ab\n\ncd\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"short.txt: no sentence to read \(1 empty lines, 2 lines shorter"):
+        read_sentences(path, min_length=3)
 
 
 def test_real_wiki_sentences(data_dir):

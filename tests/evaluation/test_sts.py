@@ -7,7 +7,53 @@ import logging
 import pytest
 from scipy.stats import spearmanr
 
+from st_contrast.data.reading import DataFormatError
 from st_contrast.evaluation import STSEvaluator, evaluate_sts, load_sts_benchmark, read_sts_file, sts_spearman
+from tests.data.malformed import VARIANTS, ReaderCase, check
+
+STS_FILE = ReaderCase(
+    name="sts-dev.csv",
+    lines=[
+        'main-news\tMSRpar\t2012\t0001\t4.200\tHe said "yes.\tHe said yes.\textra-source-1\textra-source-2',
+        "main-forums\tanswers\t2015\t0002\t0.000\tA {HUGE} sentence.\tAnother one.",
+        "main-captions\tMSRvid\t2012\t0003\t5.000\tA plane is taking off.\tAn air plane is taking off.",
+    ],
+    read=read_sts_file,
+    rows=3,
+    record_line=2,
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_files(variant, tmp_path, caplog):
+    check(STS_FILE, variant, tmp_path, caplog)
+
+
+@pytest.mark.parametrize(
+    ("score", "message"),
+    [
+        ("nan", "holds 'nan'; expected a finite number"),
+        ("inf", "holds 'inf'; expected a finite number"),
+        ("7", r"holds '7', outside the scale \[0.0, 5.0\]"),
+        ("-0.1", r"holds '-0.1', outside the scale \[0.0, 5.0\]"),
+        ("", "holds '', not a number"),
+        ("4,5", "holds '4,5', not a number"),
+    ],
+)
+def test_scores_must_be_finite_and_on_the_scale(tmp_path, score, message):
+    path = tmp_path / "sts-test.csv"
+    path.write_text(f"g\tf\t2012\t1\t3.0\ta\tb\ng\tf\t2012\t2\t{score}\tc\td\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=f"sts-test.csv:2: the score column {message}"):
+        read_sts_file(path)
+
+
+def test_other_scales(tmp_path):
+    path = tmp_path / "sts.csv"
+    path.write_text("g\tf\t2012\t1\t7\ta\tb\n", encoding="utf-8")
+    assert read_sts_file(path, scale=None) == [("a", "b", 7.0)]
+    assert read_sts_file(path, scale=(0.0, 10.0)) == [("a", "b", 7.0)]
+    with pytest.raises(DataFormatError, match=r"outside the scale \[0.0, 1.0\]"):
+        read_sts_file(path, scale=(0.0, 1.0))
 
 
 @pytest.mark.parametrize(("split", "size"), [("train", 5749), ("dev", 1500), ("test", 1379)])

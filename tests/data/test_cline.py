@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from st_contrast.data import cline_dataset, cline_examples, cline_rewrites
 from st_contrast.views.wordnet import WordNetRewriter
+from tests.data.malformed import VARIANTS, ReaderCase, check
 from tests.views.test_wordnet import shared_lexicon
 
 SENTENCES = [
@@ -16,9 +19,36 @@ SENTENCES = [
 ]
 
 
+@functools.cache
+def _shared_rewriter() -> WordNetRewriter:
+    return WordNetRewriter(lexicon=shared_lexicon(), seed=0)
+
+
 @pytest.fixture(scope="module")
 def rewriter() -> WordNetRewriter:
-    return WordNetRewriter(lexicon=shared_lexicon(), seed=0)
+    return _shared_rewriter()
+
+
+def _read_with_cline(path):
+    """What the CLINE reader took from the file: the originals it rewrote and the sentences it skipped."""
+    result = cline_rewrites(path, rewriter=_shared_rewriter())
+    return [rewrite.original for rewrite in result.rewrites], result.skipped
+
+
+CLINE_FILE = ReaderCase(
+    name="cline_sentences.txt",
+    lines=["A man is playing a guitar on the {HUGE} stage.", "of the and", "heavy rain caused flooding in towns"],
+    read=_read_with_cline,
+    rows=3,  # two rewritten, one skipped (no content word), none lost
+    count=lambda result: len(result[0]) + len(result[1]),
+    record_line=1,
+    truncated="same_count",
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_files(variant, tmp_path, caplog):
+    check(CLINE_FILE, variant, tmp_path, caplog)
 
 
 def test_dataset_has_the_three_columns_and_skips_unreplaceable_sentences(rewriter):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -15,8 +17,34 @@ from st_contrast.data.declutr import (
     read_wikitext_articles,
     whitespace_token_offsets,
 )
+from st_contrast.data.reading import DataFormatError
+from tests.data.malformed import VARIANTS, ReaderCase, check
 
 DRAWS = 6000
+
+WIKITEXT = ReaderCase(
+    name="wikitext2_valid.txt",
+    lines=[
+        " = Valkyria Chronicles = ",
+        "",
+        " Senjo no Valkyria 3 is a {HUGE} tactical role @-@ playing game . ",
+        "",
+        " = = Gameplay = = ",
+        " The game is played in turns , as before . ",
+        " = Tower Building = ",
+        " The tower was built in 1920 for the city . ",
+    ],
+    read=lambda path: read_wikitext_articles(path, with_titles=True),
+    rows=2,
+    record_line=3,
+    blank_lines_warn=False,  # blank lines separate WikiText paragraphs
+    truncated="same_count",  # a paragraph cut short is still a paragraph
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_malformed_wikitext_files(variant, tmp_path, caplog):
+    check(WIKITEXT, variant, tmp_path, caplog)
 
 
 def _unit(lengths: np.ndarray, low: int, high: int, rng: np.random.Generator) -> np.ndarray:
@@ -285,3 +313,33 @@ def test_detokenize_wikitext():
         detokenize_wikitext("a 3 @.@ 5 kg ( 7 @,@ 000 ) well @-@ known , isn 't K 'awiil")
         == "a 3.5 kg (7,000) well-known, isn't K 'awiil"
     )
+
+
+def test_wikitext_skips_text_outside_articles_with_a_count(tmp_path, caplog):
+    path = tmp_path / "part.txt"
+    path.write_text(
+        " text of an article cut off above \n = Empty = \n\n = = Only a heading = = \n = Kept = \n body \n",
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.WARNING):
+        assert read_wikitext_articles(path, with_titles=True) == [("Kept", "body")]
+    assert "skipped 1 lines before the first title, 1 articles without text" in caplog.text
+    path.write_text(" = Empty = \n\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="none of the 1 articles has any text"):
+        read_wikitext_articles(path)
+
+
+def test_crlf_titles_still_start_articles(tmp_path):
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b" = First = \r\n one \r\n = Second = \r\n two \r\n")
+    assert read_wikitext_articles(path, with_titles=True) == [("First", "one"), ("Second", "two")]
+
+
+def test_sampler_refuses_documents_that_are_not_text():
+    with pytest.raises(TypeError, match="documents must be strings, got NoneType at index 1"):
+        DeCLUTRSpanSampler(min_span=1, max_span=2).sample_documents(["a b c d e f g h", None])
+
+
+def test_real_wikitext_test_split(data_dir):
+    articles = read_wikitext_articles(f"{data_dir}/unlabeled/wikitext2_test.txt")
+    assert len(articles) == 62 and sum(len(text.split()) for text in articles) == 203893

@@ -1,4 +1,4 @@
-"""STS-B download into the cache, against a local HTTP server on 127.0.0.1 (never the real network)."""
+"""Downloads into the cache, against a local HTTP server on 127.0.0.1 (never the real network)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from st_contrast.data import download
+from st_contrast.data.reading import DataFormatError
 from st_contrast.evaluation import load_sts_benchmark
 
 ROWS = {
@@ -25,13 +26,13 @@ ROWS = {
 }
 
 
-def _build_archive(path: Path, splits=("train", "dev", "test")) -> None:
+def _build_archive(path: Path, splits=("train", "dev", "test"), rows=None, extra=()) -> None:
+    rows = {**ROWS, **(rows or {})}
     with tarfile.open(path, "w:gz") as tar:
-        members = {f"stsbenchmark/sts-{split}.csv": ROWS[split] for split in splits}
-        members["stsbenchmark/LICENSE.txt"] = "CC BY-SA 4.0\n"
-        members["../outside.txt"] = "must not be written\n"
-        for name, text in members.items():
-            data = text.encode("utf-8")
+        members = [(f"stsbenchmark/sts-{split}.csv", rows[split]) for split in splits]
+        members += [("stsbenchmark/LICENSE.txt", "CC BY-SA 4.0\n"), ("../outside.txt", "must not be written\n")]
+        for name, text in [*members, *extra]:
+            data = text.encode("utf-8") if isinstance(text, str) else text
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -143,3 +144,34 @@ def test_download_file_shows_progress(http_root, tmp_path, capsys):
     target = download.download_file(f"{base}/blob.bin", tmp_path / "out" / "blob.bin", chunk_size=4096)
     assert target.read_bytes() == b"x" * 200_000
     assert "blob.bin" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "error", "message"),
+    [
+        ({"dev": ROWS["dev"].replace("4.400", "nan")}, (), DataFormatError, r"!stsbenchmark/sts-dev.csv:1: the score"),
+        ({"test": b"x\tx\tx\tx\t1.0\t\xff\tb\n"}, (), DataFormatError, r"!stsbenchmark/sts-test.csv:1:\d+: byte"),
+        ({}, (("other/stsbenchmark/sts-dev.csv", ROWS["dev"]),), ValueError, "holds sts-dev.csv twice"),
+    ],
+)
+def test_a_malformed_split_never_reaches_the_cache(http_root, empty_cache, rows, extra, error, message):
+    root, base = http_root
+    _build_archive(root / "Stsbenchmark.tar.gz", rows=rows, extra=extra)
+    with pytest.raises(error, match=message):
+        download.download_sts_benchmark(url=f"{base}/Stsbenchmark.tar.gz", show_progress_bar=False, timeout=10)
+    folder = empty_cache / "data" / "sts" / "stsbenchmark"
+    assert not list(empty_cache.rglob("*.part"))
+    assert not any((folder / f"sts-{split}.csv").exists() for split in rows)  # the malformed split is not there
+
+
+def test_download_file_validates_before_it_renames(http_root, tmp_path):
+    from st_contrast.data.reading import read_json
+
+    root, base = http_root
+    (root / "data_full.json").write_text("<html>rate limited</html>\n", encoding="utf-8")
+    target = tmp_path / "cache" / "data_full.json"
+    with pytest.raises(DataFormatError, match=r"data_full.json \(downloaded\):1:1: invalid JSON"):
+        download.download_file(f"{base}/data_full.json", target, show_progress_bar=False, validate=read_json)
+    assert not target.exists() and not list(target.parent.iterdir())
+    (root / "data_full.json").write_text('{"train": []}', encoding="utf-8")
+    assert download.download_file(f"{base}/data_full.json", target, validate=read_json).read_text() == '{"train": []}'
