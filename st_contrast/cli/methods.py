@@ -9,7 +9,7 @@ import json
 def add_subcommands(subparsers) -> None:
     """Add ``methods`` to an argparse subparsers object."""
     parser = subparsers.add_parser("methods", help="list the losses found through the st_contrast.losses entry points")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the methods as one JSON object")
     parser.set_defaults(handler=run_methods)
 
 
