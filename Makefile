@@ -31,8 +31,9 @@ test-fast: setup
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 # The main job: unsupervised SimCSE from the pretrained MiniLM on real Wikipedia sentences, then STS-B.
+# (--overwrite: `make demo` again replaces the previous demo run in outputs/demo.)
 demo: setup
-	OMP_NUM_THREADS=2 $(PY) examples/simcse_unsup_demo.py --output-dir outputs/demo
+	OMP_NUM_THREADS=2 $(PY) examples/simcse_unsup_demo.py --output-dir outputs/demo --overwrite
 
 bench: setup
 	$(PY) benchmarks/bench_losses.py --preset cpu-tiny

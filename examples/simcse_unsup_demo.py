@@ -10,7 +10,7 @@ Caveat printed with the results: all-MiniLM-L6-v2 was already trained contrastiv
 sentence pairs, so the numbers are not comparable with the paper's (which start from bert-base). With
 [CLS] pooling it scores far below its own mean pooling, so there is real room for SimCSE to work.
 
-    python examples/simcse_unsup_demo.py --output-dir outputs/demo [--max-steps 300] [--batch-size 64]
+    python examples/simcse_unsup_demo.py --output-dir outputs/demo [--overwrite] [--max-steps 300] [--batch-size 64]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--eval-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in --output-dir")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         logging_steps=25,
         seed=args.seed,
     )
-    summary = train(config)
+    summary = train(config, overwrite=args.overwrite)
     summary["reference"] = reference
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
     with open(os.path.join(args.output_dir, "demo_results.json"), "w", encoding="utf-8") as handle:

@@ -401,10 +401,7 @@ def check_loss_arguments(loss_class: type, arguments: Mapping[str, Any], source:
             + (f"; did you mean {close[0]!r}?" if close else "")
             + f" Its arguments: {', '.join(parameters)}"
         )
-    try:
-        hints = typing.get_type_hints(loss_class.__init__)
-    except Exception:  # an annotation this Python cannot resolve: leave the values to the loss's own checks
-        hints = {}
+    hints = _parameter_types(loss_class.__init__)
     converted = {}
     for key, value in arguments.items():
         hint = hints.get(key)
@@ -416,8 +413,25 @@ def check_loss_arguments(loss_class: type, arguments: Mapping[str, Any], source:
     return converted
 
 
-def build_loss(config: TrainConfig, model):
-    """The loss ``config.method`` names (an ``st_contrast.losses`` entry point) on ``model``, with ``config.loss``."""
+def _parameter_types(function: Any) -> dict[str, Any]:
+    """The annotations of ``function``'s parameters that resolve; one that names a type imported only for type
+    checking (the model class, say) is left out rather than failing the rest."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        pass
+    namespace = {**vars(typing), **getattr(function, "__globals__", {})}
+    resolved = {}
+    for name, annotation in getattr(function, "__annotations__", {}).items():
+        try:
+            resolved[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307
+        except Exception:  # an unresolvable annotation: the loss's own checks see the raw value
+            continue
+    return resolved
+
+
+def loss_class_for(config: TrainConfig) -> type:
+    """The loss class ``config.method`` names (an ``st_contrast.losses`` entry point), or a one-line error."""
     from st_contrast.registry import available_methods, load_method
 
     try:
@@ -430,6 +444,12 @@ def build_loss(config: TrainConfig, model):
             + (f"; did you mean {close[0]!r}?" if close else "")
             + f" Known methods: {', '.join(names)}"
         ) from None
+    return loss_class
+
+
+def build_loss(config: TrainConfig, model):
+    """The loss ``config.method`` names on ``model``, with ``config.loss`` checked and converted."""
+    loss_class = loss_class_for(config)
     return loss_class(model, **check_loss_arguments(loss_class, config.loss))
 
 
@@ -583,6 +603,12 @@ def _carry_model_card(model: Any, trainer: Any, evaluator: Any, start_step: int,
         card._training_start_time = time.time() - seconds - getattr(card, "evaluation_duration", 0.0)
 
 
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+
+
 def _write_json(path: str | os.PathLike, value: Any) -> None:
     temporary = f"{path}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
@@ -602,6 +628,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     from st_contrast.checkpointing import keep_loss_state
 
     config = config.with_absolute_paths()
+    config.loss = check_loss_arguments(loss_class_for(config), config.loss)  # stored as the loss received them
     stored = prepare_output_dir(config, resume, overwrite)
     if stored is not None:  # the stored run's settings, with this call's step budget
         budget = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get("budget")}
@@ -612,6 +639,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     run: dict[str, Any] = (
         json.loads(run_path.read_text(encoding="utf-8")) if resume and run_path.is_file() else {"parts": []}
     )
+    if not config.show_progress:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     model = build_model(config.model, config.pooling, config.max_seq_length)
     dataset = load_train_dataset(config)
     loss = build_loss(config, model)  # before anything is written: a bad loss argument loses no earlier run
@@ -621,10 +652,6 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         folder.mkdir(parents=True)
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / CONFIG_FILE, config.to_dict())
-    if not config.show_progress:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
     evaluator = None
     if config.eval_sts:
         from st_contrast.evaluation.sts import STSEvaluator, evaluate_sts
@@ -667,6 +694,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         bf16=config.bf16,
         fp16=config.fp16,
         dataloader_drop_last=True,
+        dataloader_pin_memory=_has_accelerator(),  # pinning on a CPU-only machine only warns
         report_to="none",
         disable_tqdm=not config.show_progress,
         **eval_kwargs,

@@ -72,3 +72,174 @@ def test_train_config_errors_are_clear(tmp_path, capsys):
     assert "missing --train-file, --output-dir" in capsys.readouterr().err
     assert main(["train", "--model", "m", "--train-file", "f", "--output-dir", "o", "--batch-size", "1"]) == 2
     assert "batch_size must be >= 2" in capsys.readouterr().err
+
+
+# -- one typed path for configs and flags; one-line user errors (issue 16) ---------------------------
+
+
+@pytest.fixture
+def model_dir(tiny_model, tmp_path):
+    path = tmp_path / "base"
+    tiny_model.save(str(path))
+    return path
+
+
+def _config(tmp_path, model_dir, sentence_file, extra: str) -> str:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"model: {model_dir}\ntrain_file: {sentence_file}\noutput_dir: {tmp_path / 'out'}\nbatch_size: 4\n"
+        f"max_steps: 2\neval_sts: false\nshow_progress: false\n{extra}",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("batch_size: eight\n", "batch_size: must be a whole number, got 'eight'"),
+        ("max_steps: 2.5\n", "max_steps: must be a whole number, got 2.5"),
+        ("eval_sts: 'no'\n", "eval_sts: must be true or false, got 'no'"),
+        ("learning_rate: fast\n", "learning_rate: must be a finite number, got 'fast'"),
+        ("loss:\n  temprature: 0.05\n", "SimCSELoss has no argument 'temprature'; did you mean 'temperature'?"),
+        ("batch_size: [4\n", "YAML syntax error"),
+    ],
+)
+def test_config_values_are_checked_by_their_declared_types(tmp_path, model_dir, sentence_file, capsys, extra, message):
+    config = _config(tmp_path, model_dir, sentence_file, extra)
+    if extra.startswith("batch_size: ["):  # a syntax error: replace the file with a broken one
+        (tmp_path / "run.yaml").write_text("model: x\nbatch_size: [4\n", encoding="utf-8")
+    assert main(["train", "--config", config]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("st-contrast train: error: ") and message in err[0], err
+    assert not (tmp_path / "out").exists()  # nothing written for a refused run
+
+
+def test_yaml_scientific_notation_is_a_float(tmp_path, model_dir, sentence_file):
+    """PyYAML reads 3e-5 as a string (YAML 1.1 floats need a dot): the typed path makes it a float."""
+    config = _config(tmp_path, model_dir, sentence_file, "learning_rate: 3e-5\nloss:\n  temperature: 5e-2\n")
+    assert main(["train", "--config", config, "-q"]) == 0
+    summary = json.loads((tmp_path / "out" / "st_contrast_summary.json").read_text())
+    assert summary["config"]["learning_rate"] == 3e-5 and summary["config"]["loss"]["temperature"] == 0.05
+
+
+def test_flag_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, model_dir, sentence_file, capsys):
+    base = [
+        "train",
+        "--model",
+        str(model_dir),
+        "--train-file",
+        str(sentence_file),
+        "--output-dir",
+        str(tmp_path / "o"),
+    ]
+    assert main([*base, "--loss-arg", "tempreature=0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'temperature'?" in err and "Traceback" not in err
+    assert main([*base, "--batch-size", "eight", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "--batch-size" not in err and "batch_size: must be a whole number" in err
+    assert main([*base[:2], str(tmp_path / "nope"), *base[3:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is neither a folder nor a known alias" in err[0]
+
+
+def test_common_options_after_the_subcommand_and_version(capsys):
+    from st_contrast import __version__
+    from st_contrast.cli import build_parser
+
+    args = build_parser().parse_args(["methods", "-v", "--json"])
+    assert args.verbose is True and args.quiet is False
+    args = build_parser().parse_args(["-q", "methods"])
+    assert args.quiet is True  # given before the subcommand, not reset by the subcommand's copy
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"st-contrast {__version__}"
+
+
+def test_every_option_has_help_and_shows_its_default():
+    import argparse
+
+    from st_contrast.cli import _subparsers, build_parser
+
+    for sub in _subparsers(build_parser()):
+        for action in sub._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or not action.option_strings:
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, f"{sub.prog} {action.option_strings}"
+            if action.default in (None, False, [], argparse.SUPPRESS) or action.nargs == 0:
+                continue  # nothing to show: the option is unset unless given
+            rendered = sub.formatter_class(sub.prog)._get_help_string(action) % {"default": action.default}
+            assert str(action.default) in rendered, f"{sub.prog} {action.option_strings} hides its default"
+
+
+def test_no_deprecation_warnings_from_our_calls(tmp_path, model_dir, sentence_file, recwarn):
+    import warnings
+
+    warnings.simplefilter("always")
+    config = _config(tmp_path, model_dir, sentence_file, "warmup_ratio: 0.1\n")
+    assert main(["train", "--config", config, "-q"]) == 0
+    ours = [
+        str(w.message)
+        for w in recwarn
+        if issubclass(w.category, (DeprecationWarning, FutureWarning))
+        and ("warmup_ratio" in str(w.message) or "sentence_transformers.models" in str(w.message))
+    ]
+    assert ours == []
+
+
+def test_jsonl_rows_with_other_keys_are_refused_with_the_line(tmp_path, model_dir, capsys):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"sentence": "a cat"}\n{"sentence": "a dog"}\n{"text": "a bird"}\n', encoding="utf-8")
+    code = main(
+        ["train", "--model", str(model_dir), "--train-file", str(data), "--train-format", "jsonl"]
+        + ["--output-dir", str(tmp_path / "o"), "--batch-size", "2", "--max-steps", "1", "--no-eval", "-q"]
+    )
+    assert code == 2
+    assert "train.jsonl:3" in capsys.readouterr().err
+
+
+# -- trusted runs: no silent overwrite, resume with the stored settings (issue 15) -------------------
+
+
+def _run(model_dir, sentence_file, out, *extra: str) -> int:
+    return main(
+        ["train", "--model", str(model_dir), "--train-file", str(sentence_file), "--output-dir", str(out)]
+        + ["--batch-size", "4", "--no-eval", "-q", "--save-steps", "2", *extra]
+    )
+
+
+def test_rerun_into_a_used_folder_is_refused_unless_asked(tmp_path, model_dir, sentence_file, capsys):
+    out = tmp_path / "out"
+    assert _run(model_dir, sentence_file, out, "--max-steps", "2") == 0
+    weights = (out / "model.safetensors").read_bytes()
+    assert _run(model_dir, sentence_file, out, "--max-steps", "2") == 2
+    assert "is not empty; refusing to overwrite it" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == weights
+    # --overwrite with a mistake in the settings loses nothing: the check comes before the folder is cleared
+    assert _run(model_dir, sentence_file, out, "--max-steps", "2", "--loss-arg", "tempreature=1", "--overwrite") == 2
+    assert (out / "model.safetensors").read_bytes() == weights
+    assert _run(model_dir, sentence_file, out, "--max-steps", "2", "--seed", "7", "--overwrite") == 0
+    assert json.loads((out / "st_contrast_summary.json").read_text())["config"]["seed"] == 7
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert _run(model_dir, sentence_file, other, "--max-steps", "2", "--overwrite") == 2
+    assert "not an st-contrast training folder" in capsys.readouterr().err and (other / "notes.txt").exists()
+
+
+def test_resume_continues_with_the_stored_settings(tmp_path, model_dir, sentence_file, capsys):
+    out = tmp_path / "out"
+    assert _run(model_dir, sentence_file, out, "--max-steps", "4") == 0
+    assert main(["train", "--output-dir", str(out), "--resume", "--max-steps", "6", "-q"]) == 0
+    summary = json.loads((out / "st_contrast_summary.json").read_text())
+    assert summary["steps"] == 6 and [p["to_step"] for p in summary["parts"]] == [4, 6]
+    assert summary["parts"][1]["from_step"] == 4
+    card = (out / "README.md").read_text()
+    assert "| 6 " in card or "| 6  " in card or "6" in card.split("Training Logs")[-1]
+    assert main(["train", "--output-dir", str(out), "--resume", "--batch-size", "8"]) == 2
+    assert "batch_size: stored 4, now 8" in capsys.readouterr().err
+    assert (
+        main(["train", "--output-dir", str(tmp_path / "empty"), "--resume", "--model", "m", "--train-file", "f"]) == 2
+    )
+    assert "nothing to resume" in capsys.readouterr().err
