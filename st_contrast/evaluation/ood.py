@@ -256,6 +256,31 @@ class MSPDetector:
         return -probabilities.max(axis=1)
 
 
+def head_order(model: Any, label_names: Sequence[str] | None, num_logits: int) -> np.ndarray | None:
+    """The head's logit columns in the order of ``label_names`` (``None``: already in that order)."""
+    if label_names is None:
+        return None
+    from st_contrast.modules import find_classifier_head
+
+    head = find_classifier_head(model)
+    names = list(head.labels) if head is not None and head.labels else None
+    if names is None:
+        if num_logits != len(label_names):
+            raise ValueError(
+                f"the model's classifier head has {num_logits} classes and no class names, but the data has "
+                f"{len(label_names)} intents; use the data the head was trained on, or --fit-on-train"
+            )
+        logger.warning("the classifier head saved no class names; assuming its classes are the data's, in order")
+        return None
+    missing = [name for name in label_names if name not in names]
+    if missing:
+        raise ValueError(
+            f"the model's classifier head does not know the intent(s) {missing[:5]} of the data (it has "
+            f"{len(names)} classes); use the data it was trained on, or --fit-on-train"
+        )
+    return np.asarray([names.index(name) for name in label_names])
+
+
 def make_detector(name: str, lof_neighbors: int = 20, gda_shrinkage: float = 0.0) -> Any:
     if name == "lof":
         return LOFDetector(lof_neighbors)
@@ -474,6 +499,7 @@ def evaluate_ood(
     num_labels: int | None = None,
     classifier: ClassifierMode = "auto",
     show_progress_bar: bool = False,
+    label_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Encode the splits with ``model`` and evaluate LOF, GDA and MSP (MSP only with classifier logits).
 
@@ -497,6 +523,8 @@ def evaluate_ood(
             fitted on the frozen training embeddings, ``"auto"`` the head when there is one, else none (LOF and
             GDA only; predictions from GDA's nearest mean).
         show_progress_bar: show the encoding progress bars and print one line per detector to stderr.
+        label_names: the names of the label ids ``0..n-1`` of the data; when the model's head saved its own
+            class names (``ClassifierHead.labels``), its logits are put in this order (a name it lacks is an error).
 
     Returns:
         ``{detector: {"auroc", "aupr_out", "aupr_in", "fpr95", "in_domain_accuracy", "in_domain_macro_f1",
@@ -514,6 +542,14 @@ def evaluate_ood(
         )
     val_f, test_f, test_ood_f = encode(val), encode(test), encode(test_ood)
     val_ood_f = encode(val_ood) if threshold != "in_domain" and val_ood else None
+    if classifier != "fit" and train_f.logits is not None:
+        order = head_order(model, label_names, train_f.logits.shape[1])
+        if order is not None:
+            train_f, val_f, test_f, test_ood_f = (
+                OODFeatures(f.embeddings, f.logits[:, order], f.labels) for f in (train_f, val_f, test_f, test_ood_f)
+            )
+            if val_ood_f is not None:
+                val_ood_f = OODFeatures(val_ood_f.embeddings, val_ood_f.logits[:, order], val_ood_f.labels)
     if classifier == "fit":
         probe = LinearProbe().fit(train_f)
         train_f, val_f, test_f, test_ood_f = (probe.with_logits(f) for f in (train_f, val_f, test_f, test_ood_f))
@@ -542,3 +578,71 @@ def evaluate_ood(
             show_progress_bar,
         )
     return results
+
+
+def load_intent_files(
+    train: str,
+    val: str,
+    test: str,
+    format: str | None = None,  # noqa: A002 - the flag's name
+    text_column: str = "text",
+    label_column: str = "label",
+    oos_label: str = "oos",
+    encoding: str = "utf-8",
+) -> Any:
+    """Intent data with out-of-scope queries from three csv / tsv / jsonl files of ``text,label`` rows.
+
+    Rows whose label is ``oos_label`` are the out-of-scope queries of their split (those of ``train`` are not used
+    by the detectors, which are fitted on in-domain data only); the other labels are intent names, mapped to ids
+    in sorted order. Files are read with :func:`st_contrast.data.read_records` (its validation and error rules);
+    a validation or test intent that ``train`` lacks is an error.
+
+    Returns:
+        A :class:`st_contrast.data.clinc.ClincData` (as :func:`st_contrast.data.load_clinc150` gives).
+    """
+    from st_contrast.data.clinc import ClincData
+    from st_contrast.data.reading import DataFormatError
+    from st_contrast.data.records import read_records
+
+    splits: dict[str, list[tuple[int, str, str]]] = {}
+    for split, path in (("train", train), ("val", val), ("test", test)):
+        kind = format or _format_of(path)
+        records = read_records(
+            path, kind, columns=[text_column, label_column], label_column=label_column, label_type="name",
+            encoding=encoding,
+        )  # fmt: skip
+        names = records.label_names or []
+        splits[split] = [(index, row[text_column], names[row[label_column]]) for index, row in enumerate(records)]
+        splits[split + "_path"] = str(records.path)  # type: ignore[assignment]
+    intents = sorted({label for _, _, label in splits["train"]} - {oos_label})
+    if len(intents) < 2:
+        raise DataFormatError(
+            splits["train_path"], f"fewer than 2 intents besides {oos_label!r}; expected labelled in-domain queries"
+        )
+    ids = {name: i for i, name in enumerate(intents)}
+    data = ClincData(label_names=intents, train=[], val=[], test=[], oos_train=[], oos_val=[], oos_test=[])
+    for split in ("train", "val", "test"):
+        for index, text, label in splits[split]:
+            if label == oos_label:
+                getattr(data, f"oos_{split}").append(text)
+            elif label in ids:
+                getattr(data, split).append((text, ids[label]))
+            else:
+                raise DataFormatError(
+                    splits[split + "_path"],
+                    f"record {index + 1}: the intent {label!r} does not occur in the training file; expected the "
+                    f"training intents or the out-of-scope label {oos_label!r}",
+                )
+    if not data.oos_test:
+        raise DataFormatError(
+            splits["test_path"], f"no out-of-scope query (label {oos_label!r}); expected some to detect"
+        )
+    return data
+
+
+def _format_of(path: str) -> str:
+    suffixes = [s.lower() for s in str(path).split("/")[-1].split(".")[1:]]
+    for kind in ("jsonl", "csv", "tsv"):
+        if kind in suffixes:
+            return kind
+    raise ValueError(f"cannot tell the format of {path!r} from its name; pass --format csv, tsv or jsonl")
