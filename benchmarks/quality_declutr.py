@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     start = time.time()
     base = load_model("minilm", 256)
-    results["before"] = {split: round(evaluate_sts(base, split), 2) for split in ("dev", "test")}
+    results["before"] = {split: round(100 * evaluate_sts(base, split), 2) for split in ("dev", "test")}
     results["before_eval_wall_s"] = round(time.time() - start, 1)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"before: {results['before']}", flush=True)

@@ -109,7 +109,7 @@ def run(args) -> dict:
     rewrite_s = time.perf_counter() - started
 
     model = load_model(args.model, args.max_seq_length)
-    before = {"triples": triple_check(model, heldout), "sts_test": round(evaluate_sts(model, "test"), 2)}
+    before = {"triples": triple_check(model, heldout), "sts_test": round(100 * evaluate_sts(model, "test"), 2)}
     print("before:", json.dumps(before))
 
     loss = CLINELoss(
@@ -139,7 +139,7 @@ def run(args) -> dict:
     train_s = time.perf_counter() - train_start
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
 
-    after = {"triples": triple_check(model, heldout), "sts_test": round(evaluate_sts(model, "test"), 2)}
+    after = {"triples": triple_check(model, heldout), "sts_test": round(100 * evaluate_sts(model, "test"), 2)}
     print("after: ", json.dumps(after))
     result = {
         "model": args.model,

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": torch.get_num_threads(),
     }
     if not args.skip_before:
-        results["before"] = {split: round(evaluate_sts(model, split), 2) for split in ("dev", "test")}
+        results["before"] = {split: round(100 * evaluate_sts(model, split), 2) for split in ("dev", "test")}
         print(f"before: {results['before']}", flush=True)
 
     loss = DeCLUTRLoss(model, temperature=args.temperature, mlm_weight=args.mlm_weight, return_components=True)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["train_steps"] = int(output.global_step)
     results["train_loss"] = round(float(output.training_loss), 4)
     results["log"] = [entry for entry in trainer.state.log_history if "loss" in entry or "contrastive" in entry]
-    results["after"] = {split: round(evaluate_sts(model, split), 2) for split in ("dev", "test")}
+    results["after"] = {split: round(100 * evaluate_sts(model, split), 2) for split in ("dev", "test")}
     print(f"after:  {results['after']}  ({results['train_steps']} steps, {results['train_wall_s']} s)", flush=True)
     print(
         "caveat: all-MiniLM-L6-v2 is already contrastively trained and has no MLM head; not comparable with "

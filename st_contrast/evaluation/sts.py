@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -159,9 +160,11 @@ def sts_spearman(
     batch_size: int = 64,
     show_progress_bar: bool = False,
 ) -> float:
-    """Spearman correlation x100 between the cosine similarity of the two embeddings and the gold score.
+    """Spearman correlation between the cosine similarity of the two embeddings and the gold score (0-1 scale).
 
-    Each distinct sentence is encoded once (STS-B repeats sentences across pairs), in inference mode.
+    Each distinct sentence is encoded once (STS-B repeats sentences across pairs), in inference mode. The value
+    is on sentence-transformers' scale (``EmbeddingSimilarityEvaluator``'s ``spearman_cosine``, -1 to 1); papers'
+    tables and ``st-contrast evaluate`` print it x100.
 
     Args:
         model: the SentenceTransformer to evaluate.
@@ -170,16 +173,20 @@ def sts_spearman(
         show_progress_bar: show the encoding progress bar.
 
     Returns:
-        Spearman's rho x100 (the scale SimCSE and most papers report).
+        Spearman's rho (multiply by 100 for the scale SimCSE and most papers report).
     """
     _check_pairs(pairs)
-    cosine = _pair_cosines(model, pairs, batch_size, show_progress_bar)
-    return _spearman([score for _, _, score in pairs], cosine) * 100.0
+    cosine = encode_pairs(model, pairs, batch_size, show_progress_bar)
+    return _spearman([score for _, _, score in pairs], cosine)
 
 
-def _pair_cosines(
-    model: SentenceTransformer, pairs: Sequence[tuple[str, str, float]], batch_size: int, show_progress_bar: bool
+def encode_pairs(
+    model: SentenceTransformer,
+    pairs: Sequence[tuple[str, str, float]],
+    batch_size: int = 64,
+    show_progress_bar: bool = False,
 ) -> list[float]:
+    """Cosine similarity of each pair's two embeddings; every distinct sentence is encoded once."""
     import torch
 
     if batch_size < 1:
@@ -199,6 +206,16 @@ def _pair_cosines(
     first = torch.tensor([index[s1] for s1, _, _ in pairs], device=embeddings.device)
     second = torch.tensor([index[s2] for _, s2, _ in pairs], device=embeddings.device)
     return (embeddings[first] * embeddings[second]).sum(dim=-1).cpu().tolist()
+
+
+def report(line: str, to_stderr: bool) -> None:
+    """One line per evaluation: on stderr (above any progress bar) when ``to_stderr``, else logged at INFO."""
+    if to_stderr:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    else:
+        logger.info(line)
 
 
 def _spearman(gold: Sequence[float], predicted: Sequence[float]) -> float:
@@ -224,10 +241,10 @@ def evaluate_sts(
     download: bool | None = None,
     show_progress_bar: bool = False,
 ) -> float:
-    """Spearman x100 of cosine similarity vs gold score on a split of the STS Benchmark.
+    """Spearman's rho (0-1 scale) of cosine similarity vs gold score on a split of the STS Benchmark.
 
-    This is the "STS-B" column of SimCSE's tables (the ``all`` setting: one correlation over the whole
-    split).
+    This is the "STS-B" column of SimCSE's tables divided by 100 (the ``all`` setting: one correlation over the
+    whole split).
 
     Args:
         model: the SentenceTransformer to evaluate.
@@ -238,7 +255,7 @@ def evaluate_sts(
         show_progress_bar: show the encoding progress bar.
 
     Returns:
-        Spearman's rho x100.
+        Spearman's rho (``100 *`` it is the papers' number).
 
     Example:
         ::
@@ -246,7 +263,7 @@ def evaluate_sts(
             from sentence_transformers import SentenceTransformer
             from st_contrast.evaluation import evaluate_sts
 
-            print(evaluate_sts(SentenceTransformer("path/to/model"), split="dev"))
+            print(f"{100 * evaluate_sts(SentenceTransformer('path/to/model'), split='dev'):.2f}")
     """
     pairs = load_sts_benchmark(split, data_dir=data_dir, download=download)
     return sts_spearman(model, pairs, batch_size=batch_size, show_progress_bar=show_progress_bar)
@@ -262,13 +279,14 @@ class STSEvaluator(BaseEvaluator):
         name: str = "",
         show_progress_bar: bool = False,
     ) -> None:
-        """A sentence-transformers evaluator: Spearman x100 of cosine similarity vs gold scores.
+        """A sentence-transformers evaluator: Spearman and Pearson correlation of cosine similarity vs gold scores.
 
         Usable as ``evaluator=`` of ``SentenceTransformerTrainer`` or ``model.fit``; with
         ``metric_for_best_model`` set to its :attr:`primary_metric` (e.g. ``eval_sts-dev_spearman_cosine``)
         the Trainer keeps the checkpoint that is best on STS-B dev, as SimCSE does. Unlike
-        sentence-transformers' ``EmbeddingSimilarityEvaluator``, it encodes each distinct sentence once
-        and reports on the 0-100 scale used by SimCSE's tables.
+        sentence-transformers' ``EmbeddingSimilarityEvaluator``, it encodes each distinct sentence once; its
+        metrics have that evaluator's key names and 0-1 scale (``sts-dev_spearman_cosine`` means the same in
+        both; multiply by 100 for SimCSE's tables).
 
         Args:
             sentences1: first sentence of each pair.
@@ -279,8 +297,8 @@ class STSEvaluator(BaseEvaluator):
             show_progress_bar: show the encoding progress bar.
 
         Returns (when called):
-            ``{"<name>_spearman_cosine": ..., "<name>_pearson_cosine": ...}``, both x100; the primary metric
-            is the Spearman one.
+            ``{"<name>_spearman_cosine": ..., "<name>_pearson_cosine": ...}`` on the 0-1 scale; the primary
+            metric is the Spearman one.
 
         Example:
             ::
@@ -328,13 +346,18 @@ class STSEvaluator(BaseEvaluator):
         self, model: SentenceTransformer, output_path: str | None = None, epoch: int = -1, steps: int = -1
     ) -> dict[str, float]:
         where = "" if epoch == -1 else f" after epoch {epoch}" if steps == -1 else f" at epoch {epoch}, step {steps}"
-        cosine = _pair_cosines(model, self.pairs, self.batch_size, self.show_progress_bar)
+        cosine = encode_pairs(model, self.pairs, self.batch_size, self.show_progress_bar)
         gold = [score for _, _, score in self.pairs]
         metrics = {
-            "spearman_cosine": _spearman(gold, cosine) * 100.0,
-            "pearson_cosine": _pearson(gold, cosine) * 100.0,
+            "spearman_cosine": _spearman(gold, cosine),
+            "pearson_cosine": _pearson(gold, cosine),
         }
-        logger.info(f"STS evaluation{' ' + self.name if self.name else ''}{where}: {metrics}")
+        report(
+            f"STS evaluation{' ' + self.name if self.name else ''}{where}: Spearman x100 "
+            f"{100 * metrics['spearman_cosine']:.2f}, Pearson x100 {100 * metrics['pearson_cosine']:.2f} "
+            f"({len(self.pairs)} pairs)",
+            self.show_progress_bar,
+        )
         if output_path is not None:
             Path(output_path).mkdir(parents=True, exist_ok=True)
             csv_path = Path(output_path) / f"sts_evaluation{'_' + self.name if self.name else ''}_results.csv"

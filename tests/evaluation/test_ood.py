@@ -15,6 +15,7 @@ from st_contrast.evaluation.ood import (
     fpr_at_tpr,
     in_domain_threshold,
     ood_metrics,
+    ood_tuned_macro_threshold,
     ood_tuned_threshold,
 )
 
@@ -60,12 +61,53 @@ def test_thresholds():
     val_in = np.arange(100, dtype=float)
     cut = in_domain_threshold(val_in, keep=0.95)
     assert (val_in <= cut).mean() == pytest.approx(0.95, abs=0.01)
-    tuned = ood_tuned_threshold(val_in, np.array([150.0, 200.0, 300.0]))
-    assert tuned == 99.0  # the lowest threshold that separates the two perfectly
-    # with overlap, it maximises the macro-F1 of in-domain vs OOD: 96 beats 99 (4 OOD caught, 3 in-domain lost)
-    assert ood_tuned_threshold(val_in, np.array([96.5, 97.5, 150.0, 200.0])) == 96.0
+    for tune in (ood_tuned_threshold, ood_tuned_macro_threshold):
+        assert tune(val_in, np.array([150.0, 200.0, 300.0])) == 99.0  # the lowest that separates the two perfectly
+    # with overlap, the macro-F1 of in-domain vs OOD: 96 beats 99 (4 OOD caught, 3 in-domain lost)
+    assert ood_tuned_macro_threshold(val_in, np.array([96.5, 97.5, 150.0, 200.0])) == 96.0
     with pytest.raises(ValueError, match="needs validation OOD"):
         ood_tuned_threshold(val_in, np.array([]))
+    with pytest.raises(ValueError, match="threshold='ood_tuned_macro' needs validation OOD"):
+        ood_tuned_macro_threshold(val_in, np.array([]))
+
+
+def test_ood_tuned_is_the_official_estimate_best_threshold():
+    """Issue 17's example: the official rule (best OOD-class F1) gives 0.5 where the macro-F1 rule gives 0.7."""
+    val_in = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 2.0, 2.1, 2.2])
+    val_ood = np.array([0.55, 1.0, 1.1])
+    assert ood_tuned_threshold(val_in, val_ood) == 0.5
+    assert ood_tuned_macro_threshold(val_in, val_ood) == 0.7
+
+
+def _official_sweep(seen, unseen):
+    """The official ``estimate_best_threshold``, re-written from its description: sweep the sorted scores, each
+    passed score becoming in-domain; keep strict improvements of the OOD-class F1 (the epsilons left out)."""
+    items = sorted([(x, 0) for x in seen] + [(x, 1) for x in unseen])
+    tp, fp, fn = len(unseen), len(seen), 0
+
+    def f1(tp, fp, fn):
+        return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+    best, threshold = f1(tp, fp, fn), None
+    for index, (score, is_ood) in enumerate(items):
+        fp, tp, fn = (fp - 1, tp, fn) if not is_ood else (fp, tp - 1, fn + 1)
+        if index + 1 < len(items) and items[index + 1][0] == score:
+            continue  # inside a run of ties no threshold separates them
+        if f1(tp, fp, fn) > best:
+            best, threshold = f1(tp, fp, fn), score
+    return threshold
+
+
+def test_ood_tuned_matches_the_official_sweep():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        val_in, val_ood = rng.normal(0, 1, 40).round(1), rng.normal(1.0, 1, 15).round(1)
+        expected = _official_sweep(val_in, val_ood)
+        got = ood_tuned_threshold(val_in, val_ood)
+        if expected is None:  # nothing beats "everything OOD": a threshold below every score
+            assert got < min(val_in.min(), val_ood.min())
+        else:
+            assert got == expected
 
 
 def _blobs(seed=0, n_per_class=40, dim=6):
@@ -188,7 +230,7 @@ def test_evaluate_ood_end_to_end_with_a_classifier_model(tiny_model_mean, senten
     np.testing.assert_allclose(logits, expected["logits"].numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_ood_tuned_threshold_matches_a_sklearn_search_with_ties():
+def test_ood_tuned_macro_threshold_matches_a_sklearn_search_with_ties():
     from sklearn.metrics import f1_score
 
     rng = np.random.default_rng(0)
@@ -200,7 +242,7 @@ def test_ood_tuned_threshold_matches_a_sklearn_search_with_ties():
             f1 = f1_score(truth, scores > candidate, average="macro", zero_division=0)
             if f1 > best_f1 + 1e-12:
                 best, best_f1 = candidate, f1
-        assert ood_tuned_threshold(val_in, val_ood) == best
+        assert ood_tuned_macro_threshold(val_in, val_ood) == best
 
 
 @pytest.mark.parametrize("method", ["ce_supcon_rdrop", "supcon_then_ce"])
@@ -253,3 +295,48 @@ def test_clinc_example_runs_end_to_end(tiny_transformer_dir, data_dir, tmp_path,
 
     reloaded = SentenceTransformer(str(tmp_path / "model"), device="cpu", trust_remote_code=True)
     assert reloaded[-1].labels is not None and len(reloaded[-1].labels) == 5
+
+
+def test_linear_probe_gives_msp_logits_to_an_encoder_without_a_head(tiny_model_mean, sentences, capsys):
+    from sklearn.linear_model import LogisticRegression
+
+    from st_contrast.evaluation.ood import LinearProbe, features_of
+
+    texts = [f"{s} number {i}" for i in range(3) for s in sentences]
+    train = [(t, i % 3) for i, t in enumerate(texts)]
+    ood = ["zz qq xx", "purple monkey dishwasher"]
+    with pytest.raises(ValueError, match="classifier='head' but the model has no ClassifierHead"):
+        evaluate_ood(tiny_model_mean, train, train[:8], train[8:16], ood, lof_neighbors=5, classifier="head")
+    assert set(evaluate_ood(tiny_model_mean, train, train[:8], train[8:16], ood, lof_neighbors=5)) == {"lof", "gda"}
+    results = evaluate_ood(
+        tiny_model_mean, train, train[:8], train[8:16], ood, lof_neighbors=5, classifier="fit", show_progress_bar=True
+    )
+    assert set(results) == {"lof", "gda", "msp"}
+    assert "OOD evaluation, MSP: AUROC " in capsys.readouterr().err
+    # the probe is scikit-learn's logistic regression on standardised embeddings
+    features = features_of(tiny_model_mean, train)
+    x = features.embeddings.astype(np.float64)
+    reference = LogisticRegression(max_iter=1000).fit((x - x.mean(0)) / (x.std(0) + 1e-12), features.labels)
+    probe = LinearProbe().fit(features)
+    np.testing.assert_allclose(
+        probe.logits(features), reference.decision_function((x - x.mean(0)) / (x.std(0) + 1e-12)), rtol=1e-6
+    )
+    # MSP then scores with the probe's logits
+    msp = MSPDetector().score(probe.with_logits(features))
+    p = np.exp(probe.logits(features))
+    np.testing.assert_allclose(msp, -(p / p.sum(1, keepdims=True)).max(1), rtol=1e-6)
+
+
+def test_tuned_thresholds_in_evaluate_ood_features():
+    x, y, _, rng = _blobs(2)
+    train, val = OODFeatures(x[:60], labels=y[:60]), OODFeatures(x[60:], labels=y[60:])
+    ood = OODFeatures(rng.normal(0, 1, (20, x.shape[1])) * 3)
+    results = {
+        mode: evaluate_ood_features(train, val, val, ood, val_ood=ood, threshold=mode, detectors=["gda"])["gda"]
+        for mode in ("ood_tuned", "ood_tuned_macro")
+    }
+    gda = GDADetector().fit(train)
+    assert results["ood_tuned"]["threshold"] == ood_tuned_threshold(gda.score(val), gda.score(ood))
+    assert results["ood_tuned_macro"]["threshold"] == ood_tuned_macro_threshold(gda.score(val), gda.score(ood))
+    with pytest.raises(ValueError, match="threshold must be one of in_domain, ood_tuned, ood_tuned_macro"):
+        evaluate_ood_features(train, val, val, ood, threshold="best")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from st_contrast.data.relation import Bag, RelationInstance, relation_ids
+from st_contrast.data.relation import Bag, RelationInstance, group_bags, relation_ids
 from st_contrast.evaluation.relation import (
     evaluate_relation_extraction,
     precision_recall_curve,
@@ -121,3 +121,67 @@ def test_end_to_end_scores_from_an_encoder_and_a_loss(_encoder):
         evaluate_relation_extraction(model, loss, [Bag(("d",), "other", [instances[0]])], rel2id)
     with pytest.raises(ValueError, match="empty bag"):
         relation_scores(model, loss, [[]])
+
+
+def _long_instance(relation="in", uid="long", n=40):
+    context = "the cat sat on the mat a man is playing a guitar".split()
+    words = tuple(context[i % len(context)] for i in range(n - 3)) + ("paris", "in", "france")
+    return RelationInstance(words, (n - 3, n - 2), (n - 1, n), relation, uid=uid)
+
+
+def test_max_words_default_fits_the_model_so_markers_survive(_encoder):
+    """Issue 19: the default crops each sentence to the encoder's max_seq_length, not to a fixed 64 words."""
+    from st_contrast.data.relation import bag_texts
+    from st_contrast.evaluation.relation import fitted_bag_texts
+    from st_contrast.losses import CILLoss
+    from st_contrast.modules.entity_pooling import ENTITY_MARKERS
+
+    model = copy.deepcopy(_encoder)
+    model.max_seq_length = 24
+    bags = [Bag(("a",), "in", [_long_instance()]), Bag(("b",), "none", [_long_instance("none", "b", 30)])]
+    rel2id = relation_ids(bags, na="none")
+    loss = CILLoss(model, num_relations=len(rel2id), mlm_weight=0.0)
+    texts = fitted_bag_texts(bags, model)
+    for (text,) in texts:
+        assert all(marker in text for marker in ENTITY_MARKERS)
+        assert len(model.tokenizer(text)["input_ids"]) <= 24
+    assert "[E1] paris [/E1] in [E2] france [/E2]" in texts[0][0]
+    assert len(texts[0][0].split()) > 10  # cropped only as far as needed, not to the entities alone
+    metrics = evaluate_relation_extraction(model, loss, bags, rel2id, na="none", top_n=(1,))
+    assert metrics["num_bags"] == 2
+    with pytest.raises(ValueError, match="marker"):  # the old fixed cropping lets truncation cut the markers
+        relation_scores(model, loss, bag_texts(bags, max_words=64))
+
+
+class _WordModel:
+    """Embeds a text as counts of a few words (separable relations), for fitting tests."""
+
+    words = ("in", "at", "paris", "rome", "anna", "bob")
+
+    def encode(self, texts, convert_to_tensor=True, **kwargs):
+        return torch.tensor([[float(t.split().count(w)) for w in self.words] for t in texts])
+
+
+def test_fit_bag_classifier_is_a_seeded_probe():
+    from st_contrast.data.relation import bag_texts
+    from st_contrast.evaluation.relation import fit_bag_classifier
+
+    model = _WordModel()
+    names = [("paris", "france"), ("rome", "italy"), ("anna", "acme"), ("bob", "carl")]
+    relations = ["in", "in", "works_for", "works_for"]
+    instances = [
+        RelationInstance((h, "is", "in" if r == "in" else "at", t), (0, 1), (3, 4), r, uid=str(i))
+        for i, ((h, t), r) in enumerate(zip(names, relations))
+    ]
+    bags = group_bags(instances)
+    rel2id = relation_ids(instances)
+    state = torch.random.get_rng_state()
+    first = fit_bag_classifier(model, bags, rel2id, epochs=200, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state), "the global random state is left alone"
+    second = fit_bag_classifier(model, bags, rel2id, epochs=200, seed=3)
+    torch.testing.assert_close(first.classifier.weight, second.classifier.weight, rtol=0, atol=0)
+    scores = relation_scores(model, first, bag_texts(bags))
+    assert (scores.argmax(1).numpy() == [rel2id[b.relation] for b in bags]).all()  # it fits its training bags
+    assert float(scores.max(1).values.min()) > 0.9
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        fit_bag_classifier(model, bags, rel2id, epochs=0)

@@ -126,7 +126,7 @@ def test_explicit_data_dir_comes_first(tmp_path, data_dir):
 
 
 def _naive_spearman(model, pairs):
-    """Reference: encode every sentence of every pair on its own (no de-duplication), cosine, Spearman x100.
+    """Reference: encode every sentence of every pair on its own (no de-duplication), cosine, Spearman (0-1).
 
     Sentences are encoded one at a time so that padding cannot change the tiny random model's nearly
     identical cosines; the code under test is then run with ``batch_size=1`` too.
@@ -138,15 +138,15 @@ def _naive_spearman(model, pairs):
         ea = model.encode([a], convert_to_tensor=True, batch_size=1)[0]
         eb = model.encode([b], convert_to_tensor=True, batch_size=1)[0]
         cosines.append(float(torch.nn.functional.cosine_similarity(ea, eb, dim=0)))
-    return spearmanr([s for _, _, s in pairs], cosines).statistic * 100
+    return spearmanr([s for _, _, s in pairs], cosines).statistic
 
 
 def test_sts_spearman_matches_naive_reference(tiny_model, data_dir):
     pairs = load_sts_benchmark("dev", data_dir=data_dir)[:40]
     pairs = pairs + [(pairs[0][1], pairs[1][0], 1.5)]  # repeated sentences exercise the de-duplication
     expected = _naive_spearman(tiny_model, pairs)
-    assert sts_spearman(tiny_model, pairs, batch_size=1) == pytest.approx(expected, abs=1e-4)
-    assert -100.0 <= expected <= 100.0
+    assert sts_spearman(tiny_model, pairs, batch_size=1) == pytest.approx(expected, abs=1e-6)
+    assert -1.0 <= expected <= 1.0 and abs(expected) > 1e-3
 
 
 def test_evaluate_sts_on_a_subset(tiny_model, tmp_path, data_dir):
@@ -155,7 +155,7 @@ def test_evaluate_sts_on_a_subset(tiny_model, tmp_path, data_dir):
     source = open(f"{data_dir}/sts/stsbenchmark/sts-test.csv", encoding="utf-8").readlines()[:24]
     (folder / "sts-test.csv").write_text("".join(source), encoding="utf-8")
     score = evaluate_sts(tiny_model, "test", data_dir=tmp_path, batch_size=1)
-    assert score == pytest.approx(_naive_spearman(tiny_model, read_sts_file(folder / "sts-test.csv")), abs=1e-4)
+    assert score == pytest.approx(_naive_spearman(tiny_model, read_sts_file(folder / "sts-test.csv")), abs=1e-6)
 
 
 def test_sts_spearman_needs_two_pairs(tiny_model):
@@ -171,13 +171,28 @@ def test_evaluator_contract(tiny_model, data_dir, tmp_path, caplog):
     assert isinstance(evaluator, BaseEvaluator) and evaluator.greater_is_better
     with caplog.at_level(logging.INFO):
         metrics = evaluator(tiny_model, output_path=str(tmp_path), epoch=0, steps=2)
-    assert "STS evaluation sts-dev at epoch 0, step 2" in caplog.text
+    assert "STS evaluation sts-dev at epoch 0, step 2: Spearman x100 " in caplog.text
     assert evaluator.primary_metric == "sts-dev_spearman_cosine"
     assert set(metrics) == {"sts-dev_spearman_cosine", "sts-dev_pearson_cosine"}
     assert metrics["sts-dev_spearman_cosine"] == pytest.approx(
         sts_spearman(tiny_model, pairs, batch_size=16), abs=1e-6
     )
     assert (tmp_path / "sts_evaluation_sts-dev_results.csv").read_text().startswith("epoch,steps,spearman_cosine")
+
+
+def test_evaluator_matches_sentence_transformers_scale_and_keys(tiny_model, data_dir):
+    """Same data, same key names, same 0-1 values as sentence-transformers' EmbeddingSimilarityEvaluator."""
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    pairs = load_sts_benchmark("dev", data_dir=data_dir)[:40]
+    ours = STSEvaluator.from_pairs(pairs, name="sts-dev", batch_size=1)(tiny_model)
+    theirs = EmbeddingSimilarityEvaluator(
+        [a for a, _, _ in pairs], [b for _, b, _ in pairs], [s for _, _, s in pairs], batch_size=1, name="sts-dev"
+    )(tiny_model)
+    assert ours.keys() <= theirs.keys()
+    for key in ("sts-dev_spearman_cosine", "sts-dev_pearson_cosine"):
+        assert ours[key] == pytest.approx(theirs[key], abs=1e-6)
+    assert abs(ours["sts-dev_spearman_cosine"]) <= 1.0 and abs(ours["sts-dev_spearman_cosine"]) > 1e-3
 
 
 def test_evaluator_from_sts_benchmark_and_validation(data_dir):
