@@ -1,10 +1,14 @@
 """Loss state in Trainer checkpoints, so that a resumed run equals the uninterrupted one.
 
 sentence-transformers' Trainer checkpoints hold the model, the optimizer, the scheduler and the RNG state,
-but not what a *loss* owns: train-only heads (SimCSE's MLP, CLINE's MLM/RTD heads, DeCLUTR's and CIL's MLM
-heads, CIL's bag classifier), learned loss weights, frozen guide copies (SG-OPT) and counters (CIL's ramp
-step, SupConOOD's stage schedule). Resumed without them, a head restarts from a fresh initialisation while
-its saved optimizer moments are applied to it, and the run silently diverges.
+but not what a *loss* owns: train-only heads (SimCSE's MLP, SG-OPT's projection, CLINE's MLM/RTD heads,
+DeCLUTR's and CIL's MLM heads, CIL's bag classifier), learned loss weights (CLINE's ``log_vars``) and counters
+(CIL's ramp step, SupConOOD's stage, SupCon's anchor counts). Resumed without them, a head restarts from a
+fresh initialisation while its saved optimizer moments are applied to it, and the run silently diverges.
+
+Not saved: SG-OPT's frozen guide, a copy of the encoder taken when the loss is built (not a submodule); a
+resumed run gets the same guide by building the loss on the same starting model as the first run (as
+``st-contrast train --resume`` does), not on a checkpoint's weights.
 
 :func:`keep_loss_state` is the one call that closes the gap::
 
@@ -55,28 +59,43 @@ def trainer_losses(trainer: Any) -> dict[str, nn.Module]:
     return {"": loss} if isinstance(loss, nn.Module) else {}
 
 
-def _model_prefixes(loss: nn.Module, models: list[nn.Module]) -> list[str]:
-    """State-dict prefixes under which ``loss`` holds one of ``models`` (or a wrapper around one)."""
+def _model_prefixes(loss: nn.Module, model: nn.Module) -> list[str]:
+    """State-dict prefixes under which ``loss`` reaches a module of ``model``: the model itself (or a wrapper
+    around it) and any of its submodules held under another name (a classifier head appended to the model
+    and also kept as ``loss.head``). Those entries are saved with the model already."""
+    model_modules = {id(module) for module in model.modules()}
     prefixes = []
     for name, module in loss.named_modules(remove_duplicate=False):
         inner = getattr(module, "module", None)  # DDP / DataParallel wrappers
         inner = getattr(module, "_orig_mod", inner)  # torch.compile
-        if any(module is model or inner is model for model in models):
+        if id(module) in model_modules or inner is model:
             prefixes.append(f"{name}." if name else "")
     return prefixes
+
+
+def _own_entries(loss: nn.Module, model: nn.Module) -> dict[str, Any]:
+    """The entries of ``loss.state_dict()`` that are not the model's (by module and by tensor identity)."""
+    prefixes = _model_prefixes(loss, model)
+    if "" in prefixes:  # the loss *is* the model
+        return {}
+    model_tensors = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+    return {
+        key: value
+        for key, value in loss.state_dict(keep_vars=True).items()
+        if not any(key.startswith(p) for p in prefixes) and id(value) not in model_tensors
+    }
 
 
 def loss_state_dict(loss: nn.Module, model: nn.Module) -> dict[str, Any]:
     """``loss.state_dict()`` without the entries that belong to ``model`` (saved with the model already).
 
-    What remains is everything the loss owns: its heads, learned weights, frozen copies and, through
+    What remains is everything the loss owns: its heads, learned weights and, through
     ``get_extra_state``, its counters. An empty dict means the loss owns no state.
     """
-    prefixes = _model_prefixes(loss, [model])
-    if "" in prefixes:  # the loss *is* the model
-        return {}
-    state = loss.state_dict()
-    return {key: value for key, value in state.items() if not any(key.startswith(p) for p in prefixes)}
+    return {
+        key: value.detach() if isinstance(value, torch.Tensor) else value
+        for key, value in _own_entries(loss, model).items()
+    }
 
 
 def load_loss_state_dict(loss: nn.Module, state: dict[str, Any], model: nn.Module, where: str = "") -> None:
@@ -86,14 +105,24 @@ def load_loss_state_dict(loss: nn.Module, state: dict[str, Any], model: nn.Modul
         ValueError: when the saved entries do not match the loss's own (a loss built with other settings
             than the checkpoint's: a different head, another projection, ...), naming the keys.
     """
-    prefixes = _model_prefixes(loss, [model])
-    own = {key for key in loss.state_dict() if not any(key.startswith(p) for p in prefixes)}
-    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+    own = _own_entries(loss, model)
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise ValueError(
             f"{where or 'checkpoint'}: the saved state of {type(loss).__name__} does not match the loss built now "
             f"(missing {missing[:5]}, unexpected {unexpected[:5]}). Build the loss with the same settings as the "
             "run that wrote the checkpoint."
+        )
+    shapes = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
+        for key, value in own.items()
+        if isinstance(value, torch.Tensor) and isinstance(state[key], torch.Tensor) and state[key].shape != value.shape
+    ]
+    if shapes:
+        raise ValueError(
+            f"{where or 'checkpoint'}: the saved state of {type(loss).__name__} has other shapes than the loss built "
+            f"now (saved vs now: {'; '.join(shapes[:5])}). Build the loss with the same settings as the run that "
+            "wrote the checkpoint."
         )
     loss.load_state_dict(state, strict=False)
 

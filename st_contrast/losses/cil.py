@@ -215,9 +215,19 @@ class CILLoss(nn.Module):
                     f"{self._mlm_ids['vocab_size']} rows; build the model with build_relation_encoder, which resizes "
                     "it"
                 )
-        #: training forward calls so far (drives α(t)); set it to resume a run
+        #: training forward calls so far (drives α(t)); saved in ``state_dict()``, so it travels with checkpoints
         self.step = 0
         self._special_ids: list[int] | None = None
+
+    def get_extra_state(self) -> dict[str, int]:
+        """The :attr:`step` counter, kept in ``state_dict()`` (and so in every checkpoint's loss state)."""
+        return {"step": int(self.step)}
+
+    def set_extra_state(self, state: Any) -> None:
+        step = state.get("step") if isinstance(state, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"CILLoss: the saved state must hold an integer step >= 0, got {state!r}")
+        self.step = step
 
     # ------------------------------------------------------------------ forward
 

@@ -178,6 +178,16 @@ class SupConLoss(nn.Module):
         self._count(skipped, batch_size * len(embeddings))
         return loss
 
+    def get_extra_state(self) -> dict[str, int]:
+        """The anchor counters, kept in ``state_dict()`` (and so in every checkpoint's loss state)."""
+        return {"skipped_anchors": int(self.skipped_anchors), "total_anchors": int(self.total_anchors)}
+
+    def set_extra_state(self, state: Any) -> None:
+        keys = ("skipped_anchors", "total_anchors")
+        if not isinstance(state, dict) or not all(type(state.get(k)) is int and state[k] >= 0 for k in keys):
+            raise ValueError(f"{type(self).__name__}: the saved state must hold integer {keys} >= 0, got {state!r}")
+        self.skipped_anchors, self.total_anchors = state["skipped_anchors"], state["total_anchors"]
+
     def _count(self, skipped: int, total: int) -> None:
         self.skipped_anchors += skipped
         self.total_anchors += total
@@ -355,6 +365,20 @@ class SupConOODLoss(nn.Module):
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
+
+    def get_extra_state(self) -> dict[str, str]:
+        """The stage (:meth:`set_stage`), kept in ``state_dict()`` (and so in every checkpoint's loss state)."""
+        return {"stage": self.stage}
+
+    def set_extra_state(self, state: Any) -> None:
+        stage = state.get("stage") if isinstance(state, dict) else None
+        if stage not in STAGES:
+            raise ValueError(f"SupConOODLoss: the saved state must hold a stage in {STAGES}, got {state!r}")
+        if stage != self.stage:
+            logger.warning(
+                "SupConOODLoss: restoring stage %r from the saved state (the loss was at %r)", stage, self.stage
+            )
+        self.set_stage(stage)
 
     @property
     def _uses_contrast(self) -> bool:
