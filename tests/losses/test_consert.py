@@ -164,6 +164,24 @@ def test_mean_pooling_option_pools_the_last_layer(tiny_model, sentences):
     torch.testing.assert_close(value.detach(), F_.consert_loss(mean, mean, 0.1))
 
 
+def test_span_keep_view_in_the_loss_is_the_official_span_augmentation(tiny_model_mean, sentences):
+    """Official ConSERT: ids outside the span -> [PAD] (id 0), every position still attended and mean-pooled."""
+    model = tiny_model_mean
+    model.eval()
+    loss = ConSERTLoss(model, view1=SpanCutoff(0.5, mode="keep", seed=11), view2=NoAugmentation(), pooling="mean")
+    features = model.preprocess(sentences[:4])
+    value = loss([features], None)
+    mask = features["attention_mask"]
+    kept = SpanCutoff(0.5, mode="keep", seed=11).kept_span(mask)
+    with torch.no_grad():
+        plain = model(dict(features))["sentence_embedding"]
+        cut = model({**features, "input_ids": features["input_ids"].masked_fill(mask.bool() & ~kept, 0)})
+        m = mask.unsqueeze(-1).float()
+        span_view = (cut["token_embeddings"] * m).sum(1) / m.sum(1)  # mean over *all* real positions
+    assert not torch.allclose(span_view, plain)
+    torch.testing.assert_close(value.detach(), F_.consert_loss(span_view, plain, 0.1))
+
+
 @pytest.mark.parametrize(
     "views",
     [
