@@ -125,6 +125,7 @@ def test_defaults_config_and_citation(tiny_model):
         "supervised_loss": None,
         "contrastive_weight": 1.0,
         "pooling": "model",
+        "joint_contrast": "per_column",
         "gather_across_devices": False,
     }
     assert "yan2021consert" in loss.citation
@@ -266,7 +267,12 @@ def test_joint_setting_adds_the_supervised_loss(tiny_model, sentences):
     tiny_model.train()
     softmax = _softmax_loss(tiny_model)
     loss = ConSERTLoss(
-        tiny_model, NoAugmentation(), NoAugmentation(), supervised_loss=softmax, contrastive_weight=0.15
+        tiny_model,
+        NoAugmentation(),
+        NoAugmentation(),
+        supervised_loss=softmax,
+        contrastive_weight=0.15,
+        joint_contrast="merged",
     )
     premises, hypotheses = tiny_model.preprocess(sentences[:3]), tiny_model.preprocess(sentences[3:6])
     labels = torch.tensor([0, 1, 2])
@@ -281,10 +287,47 @@ def test_joint_setting_adds_the_supervised_loss(tiny_model, sentences):
     assert softmax.classifier.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("joint_contrast", ["per_column", "merged"])
+def test_joint_contrast_per_column_and_merged_match_loop_references(tiny_model, sentences, joint_contrast):
+    """per_column (default, official AdvCLSoftmaxLoss): NT-Xent(premises) + NT-Xent(hypotheses);
+    merged: one NT-Xent over the 2B views, with cross-column negatives."""
+    tiny_model.eval()
+    softmax = _softmax_loss(tiny_model)
+    kwargs = {} if joint_contrast == "per_column" else {"joint_contrast": "merged"}
+    loss = ConSERTLoss(
+        tiny_model, FeatureCutoff(0.25, seed=1), TokenCutoff(0.3, seed=2), supervised_loss=softmax, **kwargs
+    )
+    assert loss.joint_contrast == joint_contrast and loss.get_config_dict()["joint_contrast"] == joint_contrast
+    premises, hypotheses = tiny_model.preprocess(sentences[:4]), tiny_model.preprocess(sentences[4:8])
+    out = loss([premises, hypotheses], torch.tensor([0, 1, 2, 0]))
+
+    # the same views by hand: column after column in one merged batch, view 1 on the first copy
+    from st_contrast.losses._common import merge_features
+    from st_contrast.views import embedding_views
+
+    merged = merge_features([premises, hypotheses])
+    doubled = merge_features([merged, merged])
+    with torch.no_grad(), dropout_disabled(tiny_model):
+        views = [FeatureCutoff(0.25, seed=1), TokenCutoff(0.3, seed=2)]
+        with embedding_views(tiny_model, doubled, views) as view_features:
+            z = tiny_model(view_features)["sentence_embedding"].double()
+    a, b = z[:8], z[8:]
+    if joint_contrast == "per_column":
+        expected = reference_consert(a[:4], b[:4], 0.1) + reference_consert(a[4:], b[4:], 0.1)
+    else:
+        expected = reference_consert(a, b, 0.1)
+    other = reference_consert(a, b, 0.1) if joint_contrast == "per_column" else None
+    torch.testing.assert_close(out["contrastive"].detach().double(), torch.tensor(expected, dtype=torch.float64))
+    if other is not None:
+        assert abs(other - expected) > 1e-3, "the two forms differ on these embeddings"
+
+
 def test_adversarial_view_adds_the_fgm_perturbation_of_the_supervised_gradient(tiny_model, sentences):
     tiny_model.train()
     softmax = _softmax_loss(tiny_model)
-    loss = ConSERTLoss(tiny_model, Adversarial(0.5), NoAugmentation(), supervised_loss=softmax)
+    loss = ConSERTLoss(
+        tiny_model, Adversarial(0.5), NoAugmentation(), supervised_loss=softmax, joint_contrast="merged"
+    )
     premises, hypotheses = tiny_model.preprocess(sentences[:3]), tiny_model.preprocess(sentences[3:6])
     labels = torch.tensor([0, 1, 2])
     out = loss([premises, hypotheses], labels)
@@ -357,6 +400,8 @@ def test_bad_arguments(tiny_model):
         ConSERTLoss(tiny_model, contrastive_weight=-1)
     with pytest.raises(ValueError, match="pooling must be 'model'"):
         ConSERTLoss(tiny_model, pooling="cls")
+    with pytest.raises(ValueError, match="joint_contrast must be 'per_column'"):
+        ConSERTLoss(tiny_model, joint_contrast="columns")
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
         ConSERTLoss(tiny_model, view1=FeatureCutoff(1.0))
 
