@@ -351,5 +351,6 @@ def test_config_and_citation(tiny_model):
         "contrastive_weight": 1.0,
         "objective": "official",
         "mlm_probability": 0.2,
+        "rtd_labels": "all",
     }
     assert "wang2021cline" in loss.citation
