@@ -461,3 +461,19 @@ def test_trainer_two_steps_unsupervised_and_joint(tiny_roberta, sentences, tmp_p
     changed = trainer_two_steps(tiny_roberta, joint, dataset, tmp_path / "j")
     assert any(name.startswith("supervised_loss.classifier") for name in changed), "the NLI classifier trains"
     assert any(name.startswith("model.") for name in changed)
+
+
+def test_docs_give_the_official_training_settings_next_to_ours():
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "methods" / "consert.md").read_text(encoding="utf-8")
+    section = page.split("### The official code's training settings, next to ours", 1)[1].split("\n### ", 1)[0]
+    for fact in (
+        "correct_bias=False",
+        "| eps | 1e-6 | 1e-6 | 1e-8 |",
+        "`cl_rate` 0.15",
+        "**on**",
+        "1.0 when `--adv_training`",
+    ):
+        assert fact in section, fact
+    assert 'joint_contrast="per_column"' in page and "every real position stays attended and pooled" in page
