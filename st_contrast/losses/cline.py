@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.views.rtd import RTDLabeler
+
 from . import functional
 from ._common import check_no_labels, check_texts, merge_features
 from .heads import MLMHead, RTDHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
@@ -123,6 +125,8 @@ class CLINELoss(nn.Module):
         mlm_probability: float = 0.15,
         load_pretrained_mlm_head: bool = True,
         check_inputs: bool = True,
+        rtd_labels: Literal["all", "content"] = "all",
+        content_word: Any | None = None,
     ) -> None:
         """CLINE (Wang, Ding, Li, Zheng, ACL 2021): contrast a sentence with a synonym and an antonym rewrite.
 
@@ -161,6 +165,12 @@ class CLINELoss(nn.Module):
             mlm_probability: fraction of the tokens of ``x`` masked for MLM, in ``(0, 1)``.
             load_pretrained_mlm_head: start the MLM head from the checkpoint's head weights when present.
             check_inputs: reject batches with empty texts.
+            rtd_labels: which tokens of the rewrites RTD is trained on: ``"all"`` (default; the paper's
+                token-level detection) or ``"content"`` (the official code: only content words, the
+                others ignored). Every token of a replaced span is labelled replaced either way
+                (:class:`st_contrast.views.rtd.RTDLabeler`).
+            content_word: for ``rtd_labels="content"``, ``word -> bool``; default: the word is a content
+                word of :class:`~st_contrast.views.wordnet.WordNetLexicon` (needs WordNet).
 
         References:
             - Wang, Ding, Li, Zheng. CLINE: Contrastive Learning with Semantic Negative Examples for Natural
@@ -214,11 +224,17 @@ class CLINELoss(nn.Module):
         if not 0.0 < self.mlm_probability < 1.0:
             raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
         self.check_inputs = check_inputs
+        if rtd_labels not in ("all", "content"):
+            raise ValueError(
+                f"rtd_labels must be 'all' (every token, paper) or 'content' (content words only, official code), "
+                f"got {rtd_labels!r}"
+            )
 
         self.mlm_head: MLMHead | None = None
         self.rtd_head: RTDHead | None = None
         self._mask_ids: dict[str, Any] | None = None
         self._aligner: TokenAligner | None = None
+        self._labeler: RTDLabeler | None = None
         if self.mlm_weight:
             self._mask_ids = tokenizer_ids(model)
             self.mlm_head = MLMHead.from_model(model, load_pretrained=load_pretrained_mlm_head)
@@ -230,7 +246,9 @@ class CLINELoss(nn.Module):
                     "use rtd_weight=0 for a model without one"
                 )
             self._aligner = TokenAligner(tokenizer)
+            self._labeler = RTDLabeler(self._aligner, tokenizer, labels=rtd_labels, content_word=content_word)
             self.rtd_head = RTDHead.from_model(model, num_labels=1 if objective == "paper" else 3)
+        self.rtd_labels_mode = rtd_labels
         self.log_vars: nn.Parameter | None = None
         if objective == "official":
             self.log_vars = nn.Parameter(torch.zeros(3, device=_model_device(model)))
@@ -279,13 +297,13 @@ class CLINELoss(nn.Module):
         self, original_mask: Tensor, original_ids: Tensor, synonym: dict[str, Tensor], antonym: dict[str, Tensor]
     ) -> tuple[Tensor, Tensor]:
         """Token labels of the two rewrites: replaced = 1 (paper) or 1 / 2 (official: syn / ant), kept = 0."""
-        assert self._aligner is not None
+        assert self._labeler is not None
         antonym_value = REPLACED_IN_SYNONYM if self.objective == "paper" else REPLACED_IN_ANTONYM
         return (
-            self._aligner.batch_labels(
+            self._labeler.batch_labels(
                 original_ids, original_mask, synonym["input_ids"], synonym["attention_mask"], REPLACED_IN_SYNONYM
             ),
-            self._aligner.batch_labels(
+            self._labeler.batch_labels(
                 original_ids, original_mask, antonym["input_ids"], antonym["attention_mask"], antonym_value
             ),
         )
@@ -378,6 +396,7 @@ class CLINELoss(nn.Module):
             "contrastive_weight": self.contrastive_weight,
             "objective": self.objective,
             "mlm_probability": self.mlm_probability,
+            "rtd_labels": self.rtd_labels_mode,
         }
 
     @property

@@ -68,6 +68,7 @@ class ConSERTLoss(nn.Module):
         supervised_loss: nn.Module | None = None,
         contrastive_weight: float = 1.0,
         pooling: PoolingChoice = "model",
+        joint_contrast: Literal["per_column", "merged"] = "per_column",
         gather_across_devices: bool = False,
         check_inputs: bool = True,
     ) -> None:
@@ -86,6 +87,9 @@ class ConSERTLoss(nn.Module):
         With ``supervised_loss`` (the paper's "joint" setting) the batch is labelled, e.g. NLI pairs: the
         clean sentences go through the supervised loss and every text of the batch gets the two views:
         ``L = L_sup + contrastive_weight · L_con``; the paper uses ``contrastive_weight=0.15`` there.
+        ``L_con`` is then one NT-Xent per text column, summed (``joint_contrast="per_column"``: premises
+        against premises, hypotheses against hypotheses, as the official ``AdvCLSoftmaxLoss``), or one
+        NT-Xent over the views of all columns together (``"merged"``: cross-column negatives, another scale).
 
         Args:
             model: the SentenceTransformer to train (a BERT- or RoBERTa-like Hugging Face encoder).
@@ -103,6 +107,9 @@ class ConSERTLoss(nn.Module):
             pooling: ``"model"``: the model's own sentence embedding (what it is evaluated with); ``"mean"``:
                 the mean of the last layer over the real tokens, as in the paper, whatever the model's
                 pooling. Build the model with mean pooling for the paper's recipe.
+            joint_contrast: with ``supervised_loss`` only: ``"per_column"`` (default; the official code, the
+                paper does not say) sums one NT-Xent per text column; ``"merged"`` runs one NT-Xent over the
+                views of every column together. Unsupervised batches with several columns are always merged.
             gather_across_devices: use the views of every process as negatives (with gradients).
             check_inputs: check each batch for empty texts.
 
@@ -166,6 +173,12 @@ class ConSERTLoss(nn.Module):
                 f"pooling must be 'model' (the model's own pooling) or 'mean' (the paper's), got {pooling!r}"
             )
         self.pooling = pooling
+        if joint_contrast not in ("per_column", "merged"):
+            raise ValueError(
+                f"joint_contrast must be 'per_column' (one NT-Xent per text column, official code) or 'merged' "
+                f"(one NT-Xent over every column's views), got {joint_contrast!r}"
+            )
+        self.joint_contrast = joint_contrast
         self.gather_across_devices = bool(gather_across_devices)
         self.check_inputs = check_inputs
         if supervised_loss is not None:
@@ -216,7 +229,14 @@ class ConSERTLoss(nn.Module):
                 view_a.append(a)
                 view_b.append(b)
         view_a, view_b = torch.cat(view_a), torch.cat(view_b)
-        contrastive = self.compute_loss_from_embeddings([view_a, view_b])
+        if supervised is not None and self.joint_contrast == "per_column" and len(sentence_features) > 1:
+            # rows are column after column: one NT-Xent per column, summed (official AdvCLSoftmaxLoss)
+            n = len(sentence_features)
+            contrastive = sum(
+                self.compute_loss_from_embeddings([a, b]) for a, b in zip(view_a.chunk(n), view_b.chunk(n))
+            )
+        else:
+            contrastive = self.compute_loss_from_embeddings([view_a, view_b])
         if supervised is None:
             return contrastive if self.contrastive_weight == 1.0 else self.contrastive_weight * contrastive
         return {"supervised": supervised, "contrastive": self.contrastive_weight * contrastive}
@@ -279,6 +299,7 @@ class ConSERTLoss(nn.Module):
             "supervised_loss": None if self.supervised_loss is None else type(self.supervised_loss).__name__,
             "contrastive_weight": self.contrastive_weight,
             "pooling": self.pooling,
+            "joint_contrast": self.joint_contrast,
             "gather_across_devices": self.gather_across_devices,
         }
 

@@ -60,9 +60,10 @@ class EmbeddingView:
     - :meth:`attention_mask`: a new attention mask for the rows of this view (``None``: unchanged);
       applied to the features before the forward, so pooling sees it too.
     - :meth:`position_ids`: new position ids for the rows (``None``: unchanged).
+    - :meth:`input_ids`: new input ids for the rows (``None``: unchanged), given the pad id.
     - :meth:`embeddings`: the new embedding output for the rows.
 
-    All three receive only this view's block of rows; padding (attention mask 0) is never changed.
+    All of them receive only this view's block of rows; padding (attention mask 0) is never changed.
     """
 
     #: the view needs the gradient of a supervised loss with respect to the embedding output
@@ -71,6 +72,8 @@ class EmbeddingView:
     changes_positions: bool = False
     #: the view changes the attention mask
     changes_attention_mask: bool = False
+    #: the view changes input ids (needs ``input_ids``, not ``inputs_embeds``, at the embeddings module)
+    changes_input_ids: bool = False
 
     def __init__(self, seed: int | None = None) -> None:
         if seed is not None and not isinstance(seed, int):
@@ -92,6 +95,9 @@ class EmbeddingView:
         return None
 
     def position_ids(self, position_ids: Tensor, attention_mask: Tensor) -> Tensor | None:
+        return None
+
+    def input_ids(self, input_ids: Tensor, attention_mask: Tensor, pad_token_id: int) -> Tensor | None:
         return None
 
     def embeddings(self, embedding_output: Tensor, attention_mask: Tensor, gradient: Tensor | None = None) -> Tensor:
@@ -276,16 +282,37 @@ class SpanCutoff(EmbeddingView):
     ``mode="zero"`` (the paper, after Shen et al.'s cutoff): zero the embedding rows of a random
     contiguous span of ``int(n · rate)`` real tokens. ``mode="keep"`` (the official code's "span"
     augmentation): keep a random contiguous span of ``max(int(n · (1 - rate)), 1)`` real tokens and
-    remove the others through the attention mask (pooling then also sees only the span).
+    replace the input ids of the other real tokens with the pad id. As in the official code, the
+    attention mask is left as it is (it is built there before the span is drawn), so every real
+    position, replaced or not, stays attended and pooled, with its original position id.
+
+    Args:
+        rate: the fraction of the real tokens that is cut.
+        mode: ``"zero"`` (paper) or ``"keep"`` (official code).
+        pad_token_id: the id that replaces the tokens outside the span in ``mode="keep"``; ``None``:
+            the encoder's own pad id (its word embeddings' ``padding_idx``, else its config's
+            ``pad_token_id``, else 0, which is BERT's [PAD] and what the official code writes).
+        seed: seed of the view's own random generator.
     """
 
-    def __init__(self, rate: float = 0.1, mode: Literal["zero", "keep"] = "zero", seed: int | None = None) -> None:
+    def __init__(
+        self,
+        rate: float = 0.1,
+        mode: Literal["zero", "keep"] = "zero",
+        seed: int | None = None,
+        pad_token_id: int | None = None,
+    ) -> None:
         super().__init__(seed)
         self.rate = _check_rate(rate, "SpanCutoff")
         if mode not in ("zero", "keep"):
             raise ValueError(f"SpanCutoff mode must be 'zero' (paper) or 'keep' (official code), got {mode!r}")
+        if pad_token_id is not None and (
+            isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0
+        ):
+            raise ValueError(f"SpanCutoff pad_token_id must be a token id (an int >= 0) or None, got {pad_token_id!r}")
         self.mode = mode
-        self.changes_attention_mask = mode == "keep"
+        self.pad_token_id = pad_token_id
+        self.changes_input_ids = mode == "keep"
 
     @property
     def is_identity(self) -> bool:
@@ -301,12 +328,18 @@ class SpanCutoff(EmbeddingView):
         starts = torch.minimum(starts, (count - span_lengths).clamp(min=0))
         return real & (rank >= starts.unsqueeze(1)) & (rank < (starts + span_lengths).unsqueeze(1))
 
-    def attention_mask(self, attention_mask: Tensor) -> Tensor | None:
-        if self.mode != "keep" or self.rate == 0.0:
-            return None
+    def kept_span(self, attention_mask: Tensor) -> Tensor:
+        """``mode="keep"``: ``(batch, length)`` mask of the kept span, ``max(int(n·(1−rate)), 1)`` real tokens."""
         count = attention_mask.bool().sum(dim=1)
         keep = torch.maximum(_cut_counts(count, 1.0 - self.rate), torch.ones_like(count)).minimum(count)
-        return (self.span_mask(attention_mask, keep) & attention_mask.bool()).to(attention_mask.dtype)
+        return self.span_mask(attention_mask, keep)
+
+    def input_ids(self, input_ids: Tensor, attention_mask: Tensor, pad_token_id: int) -> Tensor | None:
+        if self.mode != "keep" or self.rate == 0.0:
+            return None
+        pad = pad_token_id if self.pad_token_id is None else self.pad_token_id
+        outside = attention_mask.bool() & ~self.kept_span(attention_mask)
+        return input_ids.masked_fill(outside, pad)
 
     def embeddings(self, embedding_output: Tensor, attention_mask: Tensor, gradient: Tensor | None = None) -> Tensor:
         if self.mode != "zero" or self.rate == 0.0:
@@ -315,7 +348,10 @@ class SpanCutoff(EmbeddingView):
         return embedding_output.masked_fill(self.span_mask(attention_mask, lengths).unsqueeze(-1), 0.0)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"rate": self.rate, "mode": self.mode, "seed": self.seed}
+        config: dict[str, Any] = {"rate": self.rate, "mode": self.mode, "seed": self.seed}
+        if self.pad_token_id is not None:
+            config["pad_token_id"] = self.pad_token_id
+        return config
 
 
 class Adversarial(EmbeddingView):
@@ -410,6 +446,15 @@ def _default_position_ids(embeddings: nn.Module, input_ids: Tensor | None, shape
     return torch.arange(shape[1], device=device).expand(shape[0], -1)
 
 
+def _pad_token_id(embeddings: nn.Module) -> int:
+    """The pad id of the encoder behind ``embeddings``: its word embeddings' ``padding_idx``, else 0 (BERT's [PAD])."""
+    for owner, name in ((getattr(embeddings, "word_embeddings", None), "padding_idx"), (embeddings, "padding_idx")):
+        value = getattr(owner, name, None) if owner is not None else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return 0
+
+
 @contextmanager
 def embedding_views(
     model: nn.Module,
@@ -459,6 +504,8 @@ def embedding_views(
         features["attention_mask"] = attention_mask
 
     active = [k for k, view in enumerate(views) if not view.is_identity]
+    changes_positions = any(view.changes_positions and not view.is_identity for view in views)
+    changes_ids = any(view.changes_input_ids and not view.is_identity for view in views)
     handles = []
     signature = inspect.signature(embeddings.forward)
 
@@ -476,17 +523,33 @@ def embedding_views(
         reference = input_ids if input_ids is not None else inputs_embeds
         check_rows(reference.shape[0])
         shape = reference.shape[:2]
-        position_ids = bound.arguments.get("position_ids")
-        if position_ids is None:
-            position_ids = _default_position_ids(module, input_ids, shape, reference.device)
-        position_ids = position_ids.expand(shape[0], -1) if position_ids.shape[0] == 1 else position_ids
-        parts = []
-        for k, view in enumerate(views):
-            part = position_ids[k * block : (k + 1) * block]
-            mask = attention_mask[k * block : (k + 1) * block]
-            new = view.position_ids(part, mask) if view.changes_positions else None
-            parts.append(part if new is None else new)
-        bound.arguments["position_ids"] = torch.cat(parts, dim=0)
+        if changes_ids and input_ids is None:
+            raise ValueError(
+                "SpanCutoff(mode='keep') replaces input ids, but the encoder was called with inputs_embeds; "
+                "call the model on token ids"
+            )
+        if changes_positions or (changes_ids and "position_ids" in signature.parameters):
+            # positions come from the original ids (RoBERTa derives them from the ids, which may change below)
+            position_ids = bound.arguments.get("position_ids")
+            if position_ids is None:
+                position_ids = _default_position_ids(module, input_ids, shape, reference.device)
+            position_ids = position_ids.expand(shape[0], -1) if position_ids.shape[0] == 1 else position_ids
+            parts = []
+            for k, view in enumerate(views):
+                part = position_ids[k * block : (k + 1) * block]
+                mask = attention_mask[k * block : (k + 1) * block]
+                new = view.position_ids(part, mask) if view.changes_positions and not view.is_identity else None
+                parts.append(part if new is None else new)
+            bound.arguments["position_ids"] = torch.cat(parts, dim=0)
+        if changes_ids:
+            pad_token_id = _pad_token_id(module)
+            parts = []
+            for k, view in enumerate(views):
+                part = input_ids[k * block : (k + 1) * block]
+                mask = attention_mask[k * block : (k + 1) * block].to(part.device)
+                new = view.input_ids(part, mask, pad_token_id) if view.changes_input_ids else None
+                parts.append(part if new is None else new)
+            bound.arguments["input_ids"] = torch.cat(parts, dim=0)
         return bound.args, bound.kwargs
 
     def forward_hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
@@ -504,7 +567,7 @@ def embedding_views(
         return torch.cat(parts, dim=0)
 
     try:
-        if any(view.changes_positions and not view.is_identity for view in views):
+        if changes_positions or changes_ids:
             handles.append(embeddings.register_forward_pre_hook(pre_hook, with_kwargs=True))
         if active:
             handles.append(embeddings.register_forward_hook(forward_hook))

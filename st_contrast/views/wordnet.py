@@ -37,6 +37,7 @@ import re
 import shutil
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,8 @@ INSTALL_HINT = (
     "or (b) NLTK's own copy, `python -m nltk.downloader wordnet`."
 )
 
-Relation = Literal["synonym", "hypernym", "antonym", "random"]
+Relation = Literal["synonym", "hypernym", "inflection", "antonym", "random"]
+Recipe = Literal["paper", "official"]
 
 # Function words never replaced: determiners, pronouns, prepositions, conjunctions, auxiliaries and
 # modals, and a few very frequent adverbs whose WordNet senses are not what they mean in running text.
@@ -81,6 +83,9 @@ STOP_WORDS: frozenset[str] = frozenset(
 )
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+# tokens as a tokenizer such as spaCy's counts them (words, numbers, each punctuation mark), for the
+# official recipe's ``int(0.5 · #tokens)``
+_TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
 _PURE_ALPHA = re.compile(r"[^\W\d_]+")
 
 # WordNet POS letter -> (lemminflect universal POS, base Penn tag, Penn tags to try, index.sense ss_type)
@@ -254,7 +259,10 @@ class WordEntry:
     tag: str  # Penn tag of the form, e.g. NNS, VBD, JJR
     synonyms: tuple[str, ...]  # base forms (WordNet lemma names, "_" -> " ")
     hypernyms: tuple[str, ...]
-    antonyms: tuple[str, ...]
+    antonyms: tuple[str, ...]  # direct antonyms of the word's own lemmas
+    # antonyms reached only through the head of a satellite adjective (huge -> large -> small), used only
+    # with ``WordNetRewriter(indirect_antonyms=True)``
+    indirect_antonyms: tuple[str, ...] = ()
 
 
 class WordNetLexicon:
@@ -363,7 +371,7 @@ class WordNetLexicon:
         if self.max_senses is not None:
             synsets = synsets[: self.max_senses]
         exclude = {word, lemma}
-        synonyms, hypernyms, antonyms = [], [], []
+        synonyms, hypernyms, antonyms, indirect = [], [], [], []
         for synset in synsets:
             synonyms.extend(lem.name() for lem in synset.lemmas())
             for hyper in synset.hypernyms():
@@ -372,8 +380,9 @@ class WordNetLexicon:
             direct = [ant.name() for lem in own for ant in lem.antonyms()]
             if not direct and synset.pos() == "s":  # satellite adjective: antonyms of its head (indirect)
                 for head in synset.similar_tos():
-                    direct.extend(ant.name() for lem in head.lemmas() for ant in lem.antonyms())
+                    indirect.extend(ant.name() for lem in head.lemmas() for ant in lem.antonyms())
             antonyms.extend(direct)
+        antonyms_found = self._candidates(antonyms, exclude)
         return WordEntry(
             word=word,
             pos=pos,
@@ -381,7 +390,8 @@ class WordNetLexicon:
             tag=tag,
             synonyms=self._candidates(synonyms, exclude),
             hypernyms=self._candidates(hypernyms, exclude),
-            antonyms=self._candidates(antonyms, exclude),
+            antonyms=antonyms_found,
+            indirect_antonyms=tuple(a for a in self._candidates(indirect, exclude) if a not in antonyms_found),
         )
 
     def _candidates(self, names: Iterable[str], exclude: set[str]) -> tuple[str, ...]:
@@ -462,12 +472,16 @@ def _match_case(replacement: str, original: str) -> str:
 
 @dataclass(frozen=True)
 class Replacement:
-    """One replaced word: its index among the sentence's words, the old and new text, and why."""
+    """One replaced word: its index among the sentence's words, the old and new text, and why.
+
+    ``indirect`` marks an antonym reached only through a satellite adjective's head (``two -> ordinal``).
+    """
 
     position: int
     original: str
     replacement: str
     relation: Relation
+    indirect: bool = False
 
 
 @dataclass(frozen=True)
@@ -496,7 +510,8 @@ class RewriteResult:
 class WordNetRewriter:
     """CLINE's data maker: ``x -> (x_syn, x_ant)`` by WordNet replacement of content words.
 
-    For a sentence with ``n`` content words (nouns, verbs, adjectives, adverbs per :class:`WordNetLexicon`),
+    ``recipe="paper"`` (default; the paper's description, sec. 3.1): for a sentence with ``n`` content
+    words (nouns, verbs, adjectives, adverbs per :class:`WordNetLexicon`),
     ``k = max(1, floor(replace_ratio * n))`` words are replaced in each rewrite:
 
     - ``x_syn``: ``k`` words that have a synonym (or hypernym) get one: a hypernym with probability
@@ -505,18 +520,39 @@ class WordNetRewriter:
     - ``x_ant``: words with a WordNet antonym are replaced by one first; the rest of the ``k`` by random
       frequent words of the same part of speech (so ``x_ant`` always exists).
 
-    Replacements keep the word's inflection and capitalisation. A sentence with no word that has a
-    synonym or hypernym cannot make a positive: it is skipped (``rewrite`` returns ``None``,
-    ``rewrite_all`` counts it), never returned unchanged. Each sentence's random choices depend only on
-    ``seed`` and the sentence text, so results do not depend on order, batching or processes.
+    Replacements keep the word's inflection and capitalisation.
+
+    ``recipe="official"`` (the released code, ``kandorm/CLINE``): up to
+    ``k = min(int(replace_ratio · #tokens), n)`` words are replaced (``#tokens`` counts every word, number
+    and punctuation mark). ``x_syn`` draws one relation per sentence, each with probability 1/3: hypernyms,
+    synonyms, or another inflection of the same lemma (``ran -> runs``); when no word has a candidate of
+    the drawn relation it falls back (hypernym -> synonym -> inflection, as the code does). ``x_ant`` is
+    antonyms with probability 1/2 (only words that have one are replaced), else random words (also when
+    no word has an antonym); the two are never mixed in one rewrite. WordNet replacements are used in
+    their base form, not re-inflected (the code's inflection step is commented out); random words come
+    from this module's frequent-word pool of the same part of speech (the code draws from an English word
+    list of any part of speech).
+
+    In both recipes a replacement identical to the word (``premiered -> premiered``) is rejected (the
+    word is then left or another one is tried), and antonyms reached only through the head of a
+    satellite adjective (``two -> ordinal``, ``huge -> small``) are used only with
+    ``indirect_antonyms=True``. A sentence with no positive replacement is skipped (``rewrite`` returns
+    ``None``, ``rewrite_all`` counts it), never returned unchanged. Each sentence's random choices depend
+    only on ``seed`` and the sentence text, so results do not depend on order, batching or processes.
+    :attr:`counts` tallies what was done (sentences, skipped, each relation, ``indirect_antonym``,
+    ``identical_rejected``); :meth:`rewrite_all` logs it.
 
     Args:
-        replace_ratio: the largest fraction of content words replaced, in ``(0, 1]`` (paper: 0.5).
-        hypernym_probability: chance of a hypernym instead of a synonym for ``x_syn``, in ``[0, 1]``.
+        replace_ratio: the largest fraction of content words (``"paper"``) or of tokens (``"official"``)
+            replaced, in ``(0, 1]`` (both: 0.5).
+        hypernym_probability: ``"paper"`` only: chance of a hypernym instead of a synonym for ``x_syn``,
+            in ``[0, 1]``.
         seed: the random seed.
         max_senses, random_pool_min_count, stop_words: see :class:`WordNetLexicon`.
         lexicon: a shared :class:`WordNetLexicon` (its cache is reused); built on first use otherwise.
         skip_proper_nouns: leave capitalised words after the first word alone.
+        recipe: ``"paper"`` (default) or ``"official"`` (see above).
+        indirect_antonyms: also use antonyms reached only through a satellite adjective's head.
     """
 
     def __init__(
@@ -529,6 +565,8 @@ class WordNetRewriter:
         stop_words: Iterable[str] | None = None,
         lexicon: WordNetLexicon | None = None,
         skip_proper_nouns: bool = True,
+        recipe: Recipe = "paper",
+        indirect_antonyms: bool = False,
     ) -> None:
         if not isinstance(replace_ratio, (int, float)) or not 0.0 < float(replace_ratio) <= 1.0:
             raise ValueError(f"replace_ratio must be in (0, 1], got {replace_ratio!r}")
@@ -536,10 +574,17 @@ class WordNetRewriter:
             raise ValueError(f"hypernym_probability must be in [0, 1], got {hypernym_probability!r}")
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if recipe not in ("paper", "official"):
+            raise ValueError(f"recipe must be 'paper' or 'official' (the released code's), got {recipe!r}")
         self.replace_ratio = float(replace_ratio)
         self.hypernym_probability = float(hypernym_probability)
         self.seed = seed
         self.skip_proper_nouns = skip_proper_nouns
+        self.recipe = recipe
+        self.indirect_antonyms = bool(indirect_antonyms)
+        #: what the rewriter did so far: sentences, skipped, one entry per relation, indirect_antonym,
+        #: identical_rejected
+        self.counts: Counter[str] = Counter()
         self._lexicon = lexicon
         self._lexicon_args = dict(
             max_senses=max_senses, random_pool_min_count=random_pool_min_count, stop_words=stop_words
@@ -560,6 +605,8 @@ class WordNetRewriter:
             "seed": self.seed,
             "max_senses": self.lexicon.max_senses if self._lexicon else self._lexicon_args["max_senses"],
             "skip_proper_nouns": self.skip_proper_nouns,
+            "recipe": self.recipe,
+            "indirect_antonyms": self.indirect_antonyms,
         }
 
     def rewrite(self, sentence: str) -> Rewrite | None:
@@ -575,35 +622,20 @@ class WordNetRewriter:
             entry = lexicon.entry(text.lower())
             if entry is not None:
                 content.append((index, entry))
-        positive_capable = [
-            (i, e) for i, e in content if e.synonyms or (e.hypernyms and self.hypernym_probability > 0)
-        ]
-        if not positive_capable:
-            return None
+        self.counts["sentences"] += 1
         rng = random.Random(f"{self.seed}\x1f{sentence}")
-        k = max(1, int(self.replace_ratio * len(content)))
-
-        synonym_replacements = []
-        for i, entry in sorted(rng.sample(positive_capable, min(k, len(positive_capable))), key=lambda x: x[0]):
-            use_hypernym = bool(entry.hypernyms) and (not entry.synonyms or rng.random() < self.hypernym_probability)
-            choices, relation = (entry.hypernyms, "hypernym") if use_hypernym else (entry.synonyms, "synonym")
-            word = spans[i][2]
-            new = _inflected_choice(choices, entry, rng)
-            synonym_replacements.append(Replacement(i, word, _match_case(new, word), relation))
-
-        with_antonym = [(i, e) for i, e in content if e.antonyms]
-        without = [(i, e) for i, e in content if not e.antonyms]
-        rng.shuffle(with_antonym)
-        rng.shuffle(without)
-        antonym_replacements = []
-        for i, entry in sorted((with_antonym + without)[:k], key=lambda x: x[0]):
-            word = spans[i][2]
-            if entry.antonyms:
-                new, relation = _inflected_choice(entry.antonyms, entry, rng), "antonym"
-            else:
-                new, relation = self._random_word(entry, rng), "random"
-            antonym_replacements.append(Replacement(i, word, _match_case(new, word), relation))
-
+        if self.recipe == "official":
+            made = self._official(sentence, spans, content, rng)
+        else:
+            made = self._paper(spans, content, rng)
+        if made is None:
+            self.counts["skipped"] += 1
+            return None
+        synonym_replacements, antonym_replacements = made
+        for replacement in synonym_replacements + antonym_replacements:
+            self.counts[replacement.relation] += 1
+            if replacement.indirect:
+                self.counts["indirect_antonym"] += 1
         return Rewrite(
             original=sentence,
             synonym=_splice(sentence, spans, synonym_replacements),
@@ -612,38 +644,186 @@ class WordNetRewriter:
             antonym_replacements=tuple(antonym_replacements),
         )
 
-    def _random_word(self, entry: WordEntry, rng: random.Random) -> str:
+    # -- the two recipes ------------------------------------------------------------------------
+    def _antonyms(self, entry: WordEntry) -> tuple[str, ...]:
+        return entry.antonyms + entry.indirect_antonyms if self.indirect_antonyms else entry.antonyms
+
+    def _paper(
+        self, spans: Sequence[tuple[int, int, str]], content: list[tuple[int, WordEntry]], rng: random.Random
+    ) -> tuple[list[Replacement], list[Replacement]] | None:
+        positive_capable = [
+            (i, e) for i, e in content if e.synonyms or (e.hypernyms and self.hypernym_probability > 0)
+        ]
+        if not positive_capable:
+            return None
+        k = max(1, int(self.replace_ratio * len(content)))
+
+        synonym_replacements = []
+        for i, entry in rng.sample(positive_capable, len(positive_capable)):
+            if len(synonym_replacements) == k:
+                break
+            use_hypernym = bool(entry.hypernyms) and (not entry.synonyms or rng.random() < self.hypernym_probability)
+            choices, relation = (entry.hypernyms, "hypernym") if use_hypernym else (entry.synonyms, "synonym")
+            word = spans[i][2]
+            chosen = self._inflected_choice(choices, entry, rng)
+            if chosen is not None:
+                synonym_replacements.append(Replacement(i, word, _match_case(chosen[1], word), relation))
+        if not synonym_replacements:
+            return None
+
+        with_antonym = [(i, e) for i, e in content if self._antonyms(e)]
+        without = [(i, e) for i, e in content if not self._antonyms(e)]
+        rng.shuffle(with_antonym)
+        rng.shuffle(without)
+        antonym_replacements = []
+        for i, entry in with_antonym + without:
+            if len(antonym_replacements) == k:
+                break
+            word = spans[i][2]
+            antonyms = self._antonyms(entry)
+            if antonyms:
+                chosen = self._inflected_choice(antonyms, entry, rng)
+                if chosen is None:
+                    continue
+                base, new = chosen
+                replacement = Replacement(
+                    i, word, _match_case(new, word), "antonym", indirect=base not in entry.antonyms
+                )
+            else:
+                new = self._random_word(entry, rng, inflected=True)
+                if new is None:
+                    continue
+                replacement = Replacement(i, word, _match_case(new, word), "random")
+            antonym_replacements.append(replacement)
+        return sorted(synonym_replacements, key=_position), sorted(antonym_replacements, key=_position)
+
+    def _official(
+        self,
+        sentence: str,
+        spans: Sequence[tuple[int, int, str]],
+        content: list[tuple[int, WordEntry]],
+        rng: random.Random,
+    ) -> tuple[list[Replacement], list[Replacement]] | None:
+        k = min(int(self.replace_ratio * len(_TOKEN.findall(sentence))), len(content))
+        if k < 1:
+            return None
+        positive_draw, negative_draw = rng.random(), rng.random()
+        positive_order = rng.sample(content, len(content))
+        negative_order = rng.sample(content, len(content))
+
+        synonym_replacements: list[Replacement] = []
+        if positive_draw < 1 / 3:
+            synonym_replacements = self._search(spans, positive_order, "hypernym", k, rng)
+        if not synonym_replacements and positive_draw < 2 / 3:
+            synonym_replacements = self._search(spans, positive_order, "synonym", k, rng)
+        if not synonym_replacements:
+            synonym_replacements = self._search(spans, positive_order, "inflection", k, rng)
+        if not synonym_replacements:
+            return None
+        antonym_replacements: list[Replacement] = []
+        if negative_draw < 1 / 2:
+            antonym_replacements = self._search(spans, negative_order, "antonym", k, rng)
+        if not antonym_replacements:
+            antonym_replacements = self._search(spans, negative_order, "random", k, rng)
+        return sorted(synonym_replacements, key=_position), sorted(antonym_replacements, key=_position)
+
+    def _search(
+        self,
+        spans: Sequence[tuple[int, int, str]],
+        order: Sequence[tuple[int, WordEntry]],
+        relation: Relation,
+        k: int,
+        rng: random.Random,
+    ) -> list[Replacement]:
+        """The official ``search_replacement``: one random candidate per word in ``order``, identical ones
+        rejected, until ``k`` words are replaced."""
+        found: list[Replacement] = []
+        for i, entry in order:
+            word = spans[i][2]
+            if relation == "random":
+                new = self._random_word(entry, rng, inflected=False)
+                base = new
+            else:
+                choices = {
+                    "hypernym": entry.hypernyms,
+                    "synonym": entry.synonyms,
+                    "inflection": _other_inflections(entry),
+                    "antonym": self._antonyms(entry),
+                }[relation]
+                base = new = choices[rng.randrange(len(choices))] if choices else None
+            if new is None:
+                continue
+            if new.lower() == word.lower():
+                self.counts["identical_rejected"] += 1
+                continue
+            indirect = relation == "antonym" and base not in entry.antonyms
+            found.append(Replacement(i, word, _match_case(new, word), relation, indirect=indirect))
+            if len(found) == k:
+                break
+        return found
+
+    def _inflected_choice(
+        self, choices: Sequence[str], entry: WordEntry, rng: random.Random
+    ) -> tuple[str, str] | None:
+        """``(base, inflected form)`` of a random candidate, inflected like the word; another candidate when
+        the form is the word itself, and ``None`` (word not replaced) when every candidate is."""
+        first = rng.randrange(len(choices))
+        for offset in range(len(choices)):
+            base = choices[(first + offset) % len(choices)]
+            form = inflect(base, entry.tag, entry.pos)
+            if form.lower() != entry.word:
+                return base, form
+        self.counts["identical_rejected"] += 1
+        return None
+
+    def _random_word(self, entry: WordEntry, rng: random.Random, inflected: bool = True) -> str | None:
         pool = self.lexicon.random_pool(entry.pos)
         avoid = {entry.word, entry.lemma, *entry.synonyms}
-        candidate = entry.word
         for _ in range(20):
             lemma = pool[rng.randrange(len(pool))]
             if lemma not in avoid:
-                candidate = inflect(lemma, entry.tag, entry.pos)
-                if candidate != entry.word:
+                candidate = inflect(lemma, entry.tag, entry.pos) if inflected else lemma
+                if candidate.lower() != entry.word:
                     return candidate
-        return candidate
+        self.counts["identical_rejected"] += 1
+        return None
 
     def rewrite_all(self, sentences: Iterable[str]) -> RewriteResult:
         """Rewrite a corpus; sentences without a replaceable word are skipped and their indices listed."""
         result = RewriteResult(rewrites=[])
+        before = Counter(self.counts)
         for index, sentence in enumerate(sentences):
             rewrite = self.rewrite(sentence)
             if rewrite is None:
                 result.skipped.append(index)
             else:
                 result.rewrites.append(rewrite)
+        done = self.counts - before
+        logger.info(
+            "WordNetRewriter(recipe=%r): %d sentences, %d skipped; replacements: %s",
+            self.recipe,
+            done["sentences"],
+            done["skipped"],
+            ", ".join(f"{key} {done[key]}" for key in sorted(done) if key not in ("sentences", "skipped")) or "none",
+        )
         return result
 
 
-def _inflected_choice(choices: Sequence[str], entry: WordEntry, rng: random.Random) -> str:
-    """A random candidate, inflected like the word (another one if it inflects to the word itself)."""
-    first = rng.randrange(len(choices))
-    for offset in range(len(choices)):
-        form = inflect(choices[(first + offset) % len(choices)], entry.tag, entry.pos)
-        if form.lower() != entry.word:
-            return form
-    return form
+def _position(replacement: Replacement) -> int:
+    return replacement.position
+
+
+def _other_inflections(entry: WordEntry) -> tuple[str, ...]:
+    """The other forms of the word's lemma within its part of speech (``ran -> run, runs, running``)."""
+    forms = _all_inflections(entry.lemma, _UPOS[entry.pos])
+    seen: dict[str, None] = {}
+    for tag in _TAGS[entry.pos]:
+        if tag == entry.tag:
+            continue
+        for form in forms.get(tag, ()):
+            if form.lower() != entry.word:
+                seen.setdefault(form, None)
+    return tuple(seen)
 
 
 def _splice(sentence: str, spans: Sequence[tuple[int, int, str]], replacements: Sequence[Replacement]) -> str:

@@ -351,5 +351,17 @@ def test_config_and_citation(tiny_model):
         "contrastive_weight": 1.0,
         "objective": "official",
         "mlm_probability": 0.2,
+        "rtd_labels": "all",
     }
     assert "wang2021cline" in loss.citation
+
+
+def test_docs_give_the_official_training_settings_and_switches():
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "methods" / "cline.md").read_text(encoding="utf-8")
+    section = page.split("### The official code's training settings, next to ours", 1)[1].split("\n## ", 1)[0]
+    for fact in ("| eps | 1e-6 | 1e-8 |", "| learning rate | 1e-4 |", "10,000 steps"):
+        assert fact in section, fact
+    for switch in ('rtd_labels="content"', 'recipe="official"', "indirect_antonyms=True"):
+        assert switch in page, switch

@@ -125,6 +125,7 @@ def test_defaults_config_and_citation(tiny_model):
         "supervised_loss": None,
         "contrastive_weight": 1.0,
         "pooling": "model",
+        "joint_contrast": "per_column",
         "gather_across_devices": False,
     }
     assert "yan2021consert" in loss.citation
@@ -162,6 +163,24 @@ def test_mean_pooling_option_pools_the_last_layer(tiny_model, sentences):
         mask = features["attention_mask"].unsqueeze(-1).float()
         mean = (out["token_embeddings"] * mask).sum(1) / mask.sum(1)
     torch.testing.assert_close(value.detach(), F_.consert_loss(mean, mean, 0.1))
+
+
+def test_span_keep_view_in_the_loss_is_the_official_span_augmentation(tiny_model_mean, sentences):
+    """Official ConSERT: ids outside the span -> [PAD] (id 0), every position still attended and mean-pooled."""
+    model = tiny_model_mean
+    model.eval()
+    loss = ConSERTLoss(model, view1=SpanCutoff(0.5, mode="keep", seed=11), view2=NoAugmentation(), pooling="mean")
+    features = model.preprocess(sentences[:4])
+    value = loss([features], None)
+    mask = features["attention_mask"]
+    kept = SpanCutoff(0.5, mode="keep", seed=11).kept_span(mask)
+    with torch.no_grad():
+        plain = model(dict(features))["sentence_embedding"]
+        cut = model({**features, "input_ids": features["input_ids"].masked_fill(mask.bool() & ~kept, 0)})
+        m = mask.unsqueeze(-1).float()
+        span_view = (cut["token_embeddings"] * m).sum(1) / m.sum(1)  # mean over *all* real positions
+    assert not torch.allclose(span_view, plain)
+    torch.testing.assert_close(value.detach(), F_.consert_loss(span_view, plain, 0.1))
 
 
 @pytest.mark.parametrize(
@@ -248,7 +267,12 @@ def test_joint_setting_adds_the_supervised_loss(tiny_model, sentences):
     tiny_model.train()
     softmax = _softmax_loss(tiny_model)
     loss = ConSERTLoss(
-        tiny_model, NoAugmentation(), NoAugmentation(), supervised_loss=softmax, contrastive_weight=0.15
+        tiny_model,
+        NoAugmentation(),
+        NoAugmentation(),
+        supervised_loss=softmax,
+        contrastive_weight=0.15,
+        joint_contrast="merged",
     )
     premises, hypotheses = tiny_model.preprocess(sentences[:3]), tiny_model.preprocess(sentences[3:6])
     labels = torch.tensor([0, 1, 2])
@@ -263,10 +287,47 @@ def test_joint_setting_adds_the_supervised_loss(tiny_model, sentences):
     assert softmax.classifier.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("joint_contrast", ["per_column", "merged"])
+def test_joint_contrast_per_column_and_merged_match_loop_references(tiny_model, sentences, joint_contrast):
+    """per_column (default, official AdvCLSoftmaxLoss): NT-Xent(premises) + NT-Xent(hypotheses);
+    merged: one NT-Xent over the 2B views, with cross-column negatives."""
+    tiny_model.eval()
+    softmax = _softmax_loss(tiny_model)
+    kwargs = {} if joint_contrast == "per_column" else {"joint_contrast": "merged"}
+    loss = ConSERTLoss(
+        tiny_model, FeatureCutoff(0.25, seed=1), TokenCutoff(0.3, seed=2), supervised_loss=softmax, **kwargs
+    )
+    assert loss.joint_contrast == joint_contrast and loss.get_config_dict()["joint_contrast"] == joint_contrast
+    premises, hypotheses = tiny_model.preprocess(sentences[:4]), tiny_model.preprocess(sentences[4:8])
+    out = loss([premises, hypotheses], torch.tensor([0, 1, 2, 0]))
+
+    # the same views by hand: column after column in one merged batch, view 1 on the first copy
+    from st_contrast.losses._common import merge_features
+    from st_contrast.views import embedding_views
+
+    merged = merge_features([premises, hypotheses])
+    doubled = merge_features([merged, merged])
+    with torch.no_grad(), dropout_disabled(tiny_model):
+        views = [FeatureCutoff(0.25, seed=1), TokenCutoff(0.3, seed=2)]
+        with embedding_views(tiny_model, doubled, views) as view_features:
+            z = tiny_model(view_features)["sentence_embedding"].double()
+    a, b = z[:8], z[8:]
+    if joint_contrast == "per_column":
+        expected = reference_consert(a[:4], b[:4], 0.1) + reference_consert(a[4:], b[4:], 0.1)
+    else:
+        expected = reference_consert(a, b, 0.1)
+    other = reference_consert(a, b, 0.1) if joint_contrast == "per_column" else None
+    torch.testing.assert_close(out["contrastive"].detach().double(), torch.tensor(expected, dtype=torch.float64))
+    if other is not None:
+        assert abs(other - expected) > 1e-3, "the two forms differ on these embeddings"
+
+
 def test_adversarial_view_adds_the_fgm_perturbation_of_the_supervised_gradient(tiny_model, sentences):
     tiny_model.train()
     softmax = _softmax_loss(tiny_model)
-    loss = ConSERTLoss(tiny_model, Adversarial(0.5), NoAugmentation(), supervised_loss=softmax)
+    loss = ConSERTLoss(
+        tiny_model, Adversarial(0.5), NoAugmentation(), supervised_loss=softmax, joint_contrast="merged"
+    )
     premises, hypotheses = tiny_model.preprocess(sentences[:3]), tiny_model.preprocess(sentences[3:6])
     labels = torch.tensor([0, 1, 2])
     out = loss([premises, hypotheses], labels)
@@ -339,6 +400,8 @@ def test_bad_arguments(tiny_model):
         ConSERTLoss(tiny_model, contrastive_weight=-1)
     with pytest.raises(ValueError, match="pooling must be 'model'"):
         ConSERTLoss(tiny_model, pooling="cls")
+    with pytest.raises(ValueError, match="joint_contrast must be 'per_column'"):
+        ConSERTLoss(tiny_model, joint_contrast="columns")
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
         ConSERTLoss(tiny_model, view1=FeatureCutoff(1.0))
 
@@ -398,3 +461,19 @@ def test_trainer_two_steps_unsupervised_and_joint(tiny_roberta, sentences, tmp_p
     changed = trainer_two_steps(tiny_roberta, joint, dataset, tmp_path / "j")
     assert any(name.startswith("supervised_loss.classifier") for name in changed), "the NLI classifier trains"
     assert any(name.startswith("model.") for name in changed)
+
+
+def test_docs_give_the_official_training_settings_next_to_ours():
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "methods" / "consert.md").read_text(encoding="utf-8")
+    section = page.split("### The official code's training settings, next to ours", 1)[1].split("\n### ", 1)[0]
+    for fact in (
+        "correct_bias=False",
+        "| eps | 1e-6 | 1e-6 | 1e-8 |",
+        "`cl_rate` 0.15",
+        "**on**",
+        "1.0 when `--adv_training`",
+    ):
+        assert fact in section, fact
+    assert 'joint_contrast="per_column"' in page and "every real position stays attended and pooled" in page

@@ -101,18 +101,27 @@ def test_span_cutoff_zero_mode_cuts_one_contiguous_span(left):
     torch.testing.assert_close(out[~mask.bool()], x[~mask.bool()], rtol=0, atol=0)
 
 
-def test_span_cutoff_keep_mode_keeps_a_contiguous_span_in_the_attention_mask():
-    mask = _mask()
+@pytest.mark.parametrize("left", [False, True])
+def test_span_cutoff_keep_mode_replaces_the_ids_outside_a_contiguous_span_with_the_pad_id(left):
+    """Official code: the ids outside the kept span become [PAD]; the attention mask is left as it is."""
+    mask = _mask(left=left)
+    ids = torch.randint(5, 50, mask.shape, generator=torch.Generator().manual_seed(0)).masked_fill(~mask.bool(), 7)
     view = SpanCutoff(0.3, mode="keep", seed=5)
-    new = view.attention_mask(mask)
-    assert view.changes_attention_mask
+    assert view.attention_mask(mask) is None, "keep mode leaves the attention mask (and so the pooling) untouched"
+    assert not view.changes_attention_mask and view.changes_input_ids
+    new = view.input_ids(ids, mask, pad_token_id=0)
     for i, n in enumerate(LENGTHS):
-        kept = new[i].nonzero().flatten().tolist()
+        real = mask[i].nonzero().flatten().tolist()
+        kept = [p for p in real if new[i, p] == ids[i, p]]
         assert len(kept) == max(int(n * 0.7), 1)
-        assert kept == list(range(kept[0], kept[0] + len(kept)))
-        assert kept[-1] < n, "padding stays masked"
+        assert kept == list(range(kept[0], kept[0] + len(kept))), "one contiguous span is kept"
+        assert all(new[i, p] == 0 for p in real if p not in kept), "the other real tokens become the pad id"
+    torch.testing.assert_close(new[~mask.bool()], ids[~mask.bool()], rtol=0, atol=0)
     x = _embeddings(mask)
-    assert torch.equal(view.embeddings(x, mask), x), "keep mode changes only the attention mask"
+    assert torch.equal(view.embeddings(x, mask), x), "keep mode changes only the ids"
+    assert SpanCutoff(0.3, mode="keep", seed=5, pad_token_id=3).input_ids(ids, mask, 0)[new != ids].eq(3).all()
+    assert SpanCutoff(0.0, mode="keep").input_ids(ids, mask, 0) is None
+    assert SpanCutoff(0.3, mode="zero").input_ids(ids, mask, 0) is None
 
 
 @pytest.mark.parametrize("left", [False, True])
@@ -198,6 +207,8 @@ def test_bad_epsilon(epsilon):
 def test_bad_options():
     with pytest.raises(ValueError, match="mode must be 'zero'"):
         SpanCutoff(0.1, mode="crop")
+    with pytest.raises(ValueError, match="pad_token_id must be a token id"):
+        SpanCutoff(0.1, mode="keep", pad_token_id=-1)
     with pytest.raises(ValueError, match="normalize must be"):
         Adversarial(0.1, normalize="l1")
     with pytest.raises(ValueError, match="seed must be an int"):
@@ -294,6 +305,36 @@ def test_feature_cutoff_reaches_the_first_layer_and_only_its_block(encoder_model
     for i in range(2):
         zero = hidden[2 + i][mask[i]] == 0
         assert int(zero.all(dim=0).sum()) == int(size * 0.25)
+
+
+def test_span_cutoff_keep_mode_on_the_encoder_is_the_official_code(encoder_model, sentences):
+    """Every position stays attended and pooled, keeps its position id; only the ids outside the span change."""
+    family, model = encoder_model
+    features = model.preprocess(sentences[:4])
+    mask = features["attention_mask"]
+    encoder = model[0].auto_model
+    pad = 0 if family == "bert" else encoder.embeddings.padding_idx
+    with torch.no_grad():
+        with embedding_views(model, features, [SpanCutoff(0.5, mode="keep", seed=3)]) as view_features:
+            assert torch.equal(view_features["attention_mask"], mask), "the attention mask is not changed"
+            out = model(view_features)
+        kept = SpanCutoff(0.5, mode="keep", seed=3).kept_span(mask)
+        ids = features["input_ids"].masked_fill(mask.bool() & ~kept, pad)
+        assert (ids != features["input_ids"]).any()
+        positions = embeddings_module(model).position_ids[:, : ids.shape[1]].expand_as(ids)
+        if family == "roberta":  # positions of the original ids, not of the replaced ones
+            positions = encoder.embeddings.create_position_ids_from_input_ids(features["input_ids"], pad)
+        tokens = encoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+    torch.testing.assert_close(out["token_embeddings"], tokens)
+    torch.testing.assert_close(out["sentence_embedding"], tokens[:, 0], msg="CLS pooling of the full sequence")
+
+
+def test_span_cutoff_keep_mode_needs_input_ids(tiny_model, sentences):
+    features = tiny_model.preprocess(sentences[:2])
+    embeds = tiny_model[0].auto_model.embeddings.word_embeddings(features["input_ids"])
+    with embedding_views(tiny_model, features, [SpanCutoff(0.5, mode="keep")]):
+        with pytest.raises(ValueError, match="replaces input ids, but the encoder was called with inputs_embeds"):
+            tiny_model[0].auto_model(inputs_embeds=embeds, attention_mask=features["attention_mask"])
 
 
 def test_hooks_are_removed_even_when_the_forward_raises(tiny_model, sentences):

@@ -113,9 +113,26 @@ def test_stop_words_and_non_words_are_not_content_words(lexicon):
     assert "because" in STOP_WORDS
 
 
-def test_antonyms_include_indirect_ones_of_satellite_adjectives(lexicon):
+def test_indirect_antonyms_of_satellite_adjectives_are_kept_apart(lexicon):
     assert "unhappy" in lexicon.entry("happy").antonyms
-    assert "small" in lexicon.entry("huge").antonyms  # huge -> (similar to) large -> small
+    huge = lexicon.entry("huge")  # huge -> (similar to) large -> small: indirect only
+    assert "small" in huge.indirect_antonyms and "small" not in huge.antonyms
+    assert "ordinal" in lexicon.entry("two").indirect_antonyms and not lexicon.entry("two").antonyms
+
+
+def test_indirect_antonyms_are_used_only_when_switched_on_and_counted():
+    sentence = "a huge dog"
+    for seed in range(4):
+        off = rewriter(replace_ratio=1.0, seed=seed)
+        result = off.rewrite(sentence)
+        huge = [r for r in result.antonym_replacements if r.original == "huge"]
+        assert all(r.relation == "random" and not r.indirect for r in huge)
+        assert off.counts["indirect_antonym"] == 0
+    on = rewriter(replace_ratio=1.0, seed=0, indirect_antonyms=True)
+    (huge,) = [r for r in on.rewrite(sentence).antonym_replacements if r.original == "huge"]
+    assert huge.relation == "antonym" and huge.indirect and huge.replacement in ("small", "little")
+    assert on.counts["indirect_antonym"] == 1 and on.counts["antonym"] >= 1
+    assert on.get_config_dict()["indirect_antonyms"] is True
 
 
 def test_random_pool_is_frequent_lowercase_words(lexicon):
