@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -16,6 +17,14 @@ from ._common import check_texts, embed_merged
 from .heads import MLMHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
 
 NegativesRule = Literal["other_bags", "official"]
+
+
+def cil_ramp(step: int, warmup_steps: int) -> float:
+    """CIL's weight ramp ``α(t) = 2 / (1 + exp(-2p)) - 1`` with ``p = t / (2·warmup_steps)`` (1 without warmup)."""
+    if warmup_steps <= 0:
+        return 1.0
+    p = float(step) / (2.0 * float(warmup_steps))
+    return 2.0 / (1.0 + math.exp(-2.0 * p)) - 1.0
 
 
 class BagAttentionClassifier(nn.Module):
@@ -223,7 +232,7 @@ class CILLoss(nn.Module):
 
     def alpha(self, step: int | None = None) -> float:
         """``α(t)`` at ``step`` (default: the current :attr:`step`)."""
-        return functional.cil_ramp(self.step if step is None else step, self.warmup_steps)
+        return cil_ramp(self.step if step is None else step, self.warmup_steps)
 
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None

@@ -21,6 +21,7 @@ from st_contrast.views.embedding import (
 
 from . import functional
 from ._common import check_no_labels, check_texts, merge_features
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ class ConSERTLoss(nn.Module):
         if len(embeddings) != 2:
             raise ValueError(f"ConSERTLoss needs 2 embedding tensors (one per view), got {len(embeddings)}")
         view_a, view_b = embeddings
-        if view_a.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
+        if view_a.shape[0] < 2 and not (self.gather_across_devices and distributed.is_distributed()):
             raise ValueError(
                 f"ConSERTLoss needs at least 2 sentences per batch (the other sentences are the negatives), got "
                 f"{view_a.shape[0]}. Use a larger batch size, or drop_last=True."

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from . import functional
 from ._common import check_no_labels, check_texts, embed_merged, merge_features
+from .functional import distributed
 from .heads import MLMHead, hf_encoder, mask_tokens, tokenizer_ids
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class DeCLUTRLoss(nn.Module):
         batch, dim = positives.shape[1], positives.shape[2]
         positives = positives.reshape(self.num_anchors, self.num_positives, batch, dim).mean(dim=1)
         positives = positives.reshape(self.num_anchors * batch, dim)
-        if anchors.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
+        if anchors.shape[0] < 2 and not (self.gather_across_devices and distributed.is_distributed()):
             raise ValueError(
                 "DeCLUTRLoss needs at least 2 anchors per batch (the other views are the negatives), got 1. Use "
                 "num_anchors >= 2 or a batch size >= 2."

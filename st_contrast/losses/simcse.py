@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from . import functional
 from ._common import check_no_labels, check_texts, embed_merged
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class SimCSELoss(nn.Module):
 
     def _check_batch_size(self, anchors: Tensor) -> None:
         size = anchors.shape[0]
-        if size >= 2 or (self.gather_across_devices and functional.is_distributed()):
+        if size >= 2 or (self.gather_across_devices and distributed.is_distributed()):
             return
         raise ValueError(
             f"SimCSELoss needs at least 2 examples per batch (the other examples are the negatives), got a batch of "

@@ -9,7 +9,7 @@ import torch
 from st_contrast.data.relation import RelationInstance, cil_dataset, cil_examples, pseudo_bags, relation_ids
 from st_contrast.losses import CILLoss
 from st_contrast.losses import functional as F_
-from st_contrast.losses.cil import BagAttentionClassifier
+from st_contrast.losses.cil import BagAttentionClassifier, cil_ramp
 from st_contrast.modules.entity_pooling import (
     ENTITY_MARKERS,
     EntityMarkerPooling,
@@ -90,10 +90,10 @@ def test_infonce_needs_two_bags_and_a_known_rule():
 def test_alpha_ramp_matches_formula(warmup):
     for step in [0, 1, warmup // 2, warmup, 2 * warmup, 10 * warmup]:
         p = step / (2 * warmup)
-        assert F_.cil_ramp(step, warmup) == pytest.approx(2 / (1 + math.exp(-2 * p)) - 1)
-    values = [F_.cil_ramp(step, warmup) for step in range(0, 20 * warmup, max(1, warmup // 5))]
+        assert cil_ramp(step, warmup) == pytest.approx(2 / (1 + math.exp(-2 * p)) - 1)
+    values = [cil_ramp(step, warmup) for step in range(0, 20 * warmup, max(1, warmup // 5))]
     assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:])) and values[-1] < 1.0
-    assert F_.cil_ramp(123, 0) == 1.0
+    assert cil_ramp(123, 0) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_contrastive_term_follows_alpha_and_step_counts_training_calls(relation_
     embeddings = [relation_model(dict(f))["sentence_embedding"] for f in features]
     _, bag_reps = loss.bag_classifier(torch.stack(embeddings[:-1], dim=1), labels)
     raw = F_.cil_contrastive_loss(embeddings[0], embeddings[-1], bag_reps, 0.05, "other_bags")
-    torch.testing.assert_close(value, F_.cil_ramp(4, 4) * 10.0 * raw, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(value, cil_ramp(4, 4) * 10.0 * raw, rtol=1e-4, atol=1e-4)
     assert loss.step == 5
     with torch.no_grad():
         loss(features, labels)
