@@ -13,12 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
+from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
 from .heads import hf_encoder, mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
-from .supcon import SupConLoss, Variant, check_class_labels
+from .supcon import SupConLoss, Variant
 
 _GRADCACHE_CITATION = """
 @inproceedings{gao2021gradcache,
@@ -44,12 +45,6 @@ def _merged(columns: list[dict[str, Any]], loss_name: str) -> dict[str, Any]:
 
 def _devices(model: nn.Module) -> list[torch.device]:
     return list({p.device for p in model.parameters()})
-
-
-def _check_mini_batch_size(mini_batch_size: int) -> int:
-    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-    return mini_batch_size
 
 
 class CachedSimCSELoss(SimCSELoss):
@@ -111,7 +106,7 @@ class CachedSimCSELoss(SimCSELoss):
             projection=projection,
             check_inputs=check_inputs,
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         embeddings = self.model(features)["sentence_embedding"]
@@ -192,7 +187,7 @@ class CachedSupConLoss(SupConLoss):
         super().__init__(
             model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         return self.model(features)["sentence_embedding"]
@@ -276,7 +271,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             return_components=False,
             check_inputs=check_inputs,
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor | tuple[Tensor, Tensor]:
         features = dict(features)

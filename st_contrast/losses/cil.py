@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_texts, embed_merged
+from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature, check_texts
+from ._common import embed_merged
 from .heads import MLMHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
 
 NegativesRule = Literal["other_bags", "official"]
@@ -184,25 +185,15 @@ class CILLoss(nn.Module):
         from st_contrast.modules.entity_pooling import find_entity_pooling
 
         self.model = model
-        try:
-            num_relations = int(num_relations)
-        except (TypeError, ValueError):
-            raise ValueError(f"num_relations must be an integer >= 2, got {num_relations!r}") from None
-        if num_relations < 2:
-            raise ValueError(f"num_relations must be an integer >= 2, got {num_relations}")
-        self.num_relations = num_relations
-        self.temperature = functional.check_temperature(temperature)
-        self.contrastive_weight = _non_negative("contrastive_weight", contrastive_weight)
-        self.mlm_weight = _non_negative("mlm_weight", mlm_weight)
-        if int(warmup_steps) != warmup_steps or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-        self.warmup_steps = int(warmup_steps)
+        self.num_relations = check_int(num_relations, "num_relations", minimum=2)
+        self.temperature = check_temperature(temperature)
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
+        self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
+        self.warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
         if negatives not in ("other_bags", "official"):
             raise ValueError(f"negatives must be 'other_bags' (the paper) or 'official' (the code), got {negatives!r}")
         self.negatives = negatives
-        if not 0.0 < float(mlm_probability) < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
-        self.mlm_probability = float(mlm_probability)
+        self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.check_inputs = check_inputs
         pooling = find_entity_pooling(model)
         self.marker_ids: list[int] = list(pooling.marker_ids)
@@ -283,9 +274,7 @@ class CILLoss(nn.Module):
                 "CILLoss needs the bag's relation id as the label column ('label'), got none. Note that model.fit "
                 "drops the label column when every label is 0."
             )
-        if labels.is_floating_point():
-            if not bool(torch.all(labels == labels.round())):
-                raise ValueError("CILLoss labels must be integer relation ids, got non-integer values")
+        check_integer_labels(labels, "CILLoss", "Relation labels are integer ids from relation_ids.")
         labels = labels.long().view(-1)
         if labels.shape[0] != batch_size:
             raise ValueError(
@@ -359,13 +348,3 @@ class CILLoss(nn.Module):
     url = "https://aclanthology.org/2021.acl-long.483",
 }
 """
-
-
-def _non_negative(name: str, value: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return number

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -12,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from ._checks import check_no_labels, check_non_negative, check_rate, check_texts
+from ._common import merge_features
 from .heads import MLMHead, RTDHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
 
 Objective = Literal["paper", "official"]
@@ -199,20 +199,15 @@ class CLINELoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        self.mlm_weight = _check_weight("mlm_weight", mlm_weight)
-        self.rtd_weight = _check_weight("rtd_weight", rtd_weight)
-        self.contrastive_weight = _check_weight("contrastive_weight", contrastive_weight)
+        self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
+        self.rtd_weight = check_non_negative(rtd_weight, "rtd_weight")
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
         if not (self.mlm_weight or self.rtd_weight or self.contrastive_weight):
             raise ValueError("CLINELoss needs at least one of mlm_weight, rtd_weight, contrastive_weight to be > 0")
         if objective not in ("paper", "official"):
             raise ValueError(f"objective must be 'paper' or 'official', got {objective!r}")
         self.objective = objective
-        try:
-            self.mlm_probability = float(mlm_probability)
-        except (TypeError, ValueError):
-            raise ValueError(f"mlm_probability must be a number in (0, 1), got {mlm_probability!r}") from None
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
+        self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.check_inputs = check_inputs
 
         self.mlm_head: MLMHead | None = None
@@ -392,16 +387,6 @@ class CLINELoss(nn.Module):
     url = "https://arxiv.org/abs/2107.00440",
 }
 """
-
-
-def _check_weight(name: str, value: float) -> float:
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not weight >= 0 or math.isinf(weight):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return weight
 
 
 def _rows(features: dict[str, Any]) -> int:

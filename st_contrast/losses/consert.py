@@ -20,7 +20,8 @@ from st_contrast.views.embedding import (
 )
 
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from ._checks import check_no_labels, check_non_negative, check_temperature, check_texts
+from ._common import merge_features
 from .functional import distributed
 
 logger = logging.getLogger(__name__)
@@ -154,14 +155,9 @@ class ConSERTLoss(nn.Module):
                     f"{name} must be an embedding-level view from st_contrast.views (FeatureCutoff, TokenShuffle, "
                     f"TokenCutoff, EmbeddingDropout, SpanCutoff, Adversarial, NoAugmentation), got {view!r}"
                 )
-        self.temperature = functional.check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         self.disable_dropout = bool(disable_dropout)
-        try:
-            self.contrastive_weight = float(contrastive_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"contrastive_weight must be a number >= 0, got {contrastive_weight!r}") from None
-        if not 0.0 <= self.contrastive_weight < float("inf"):
-            raise ValueError(f"contrastive_weight must be a finite number >= 0, got {contrastive_weight!r}")
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
         if pooling not in ("model", "mean"):
             raise ValueError(
                 f"pooling must be 'model' (the model's own pooling) or 'mean' (the paper's), got {pooling!r}"

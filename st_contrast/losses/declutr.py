@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_labels, check_texts, embed_merged, merge_features
+from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature, check_texts
+from ._common import embed_merged, merge_features
 from .functional import distributed
 from .heads import MLMHead, hf_encoder, mask_tokens, tokenizer_ids
 
@@ -116,25 +117,11 @@ class DeCLUTRLoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        for name, value in (("num_anchors", num_anchors), ("num_positives", num_positives)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        self.num_anchors = num_anchors
-        self.num_positives = num_positives
-        self.temperature = functional.check_temperature(temperature)
-        try:
-            self.mlm_weight = float(mlm_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"mlm_weight must be a number >= 0, got {mlm_weight!r}") from None
-        if not self.mlm_weight >= 0 or self.mlm_weight == float("inf"):
-            raise ValueError(f"mlm_weight must be a finite number >= 0, got {mlm_weight!r}")
-        if (
-            isinstance(mlm_probability, bool)
-            or not isinstance(mlm_probability, (int, float))
-            or not 0.0 < mlm_probability < 1.0
-        ):
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
-        self.mlm_probability = float(mlm_probability)
+        self.num_anchors = check_int(num_anchors, "num_anchors", minimum=1)
+        self.num_positives = check_int(num_positives, "num_positives", minimum=1)
+        self.temperature = check_temperature(temperature)
+        self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
+        self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.gather_across_devices = bool(gather_across_devices)
         self.return_components = bool(return_components)
         self.check_inputs = check_inputs

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_no_labels, check_texts, embed_merged
+from ._checks import check_no_labels, check_number, check_temperature, check_texts
+from ._common import embed_merged
 from .functional import distributed
 
 logger = logging.getLogger(__name__)
@@ -109,13 +110,8 @@ class SimCSELoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        try:
-            self.hard_negative_weight = float(hard_negative_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"hard_negative_weight must be a number, got {hard_negative_weight!r}") from None
-        if self.hard_negative_weight != self.hard_negative_weight:
-            raise ValueError("hard_negative_weight must be a number, got NaN")
+        self.temperature = check_temperature(temperature)
+        self.hard_negative_weight = check_number(hard_negative_weight, "hard_negative_weight")
         self.gather_across_devices = bool(gather_across_devices)
         if projection not in ("none", "mlp", "model"):
             raise ValueError(f"projection must be 'none', 'mlp' or 'model', got {projection!r}")
