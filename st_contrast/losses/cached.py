@@ -12,12 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder
+
 from . import functional
 from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
 from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
-from .heads import hf_encoder, mask_tokens
+from .heads import mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
 from .supcon import SupConLoss, Variant
 

@@ -12,10 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, tokenizer_of
+
 from . import functional
 from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature, check_texts
 from ._common import embed_merged
-from .heads import MLMHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
+from .heads import MLMHead, mask_tokens, mlm_loss, tokenizer_ids
 
 NegativesRule = Literal["other_bags", "official"]
 
@@ -208,7 +210,7 @@ class CILLoss(nn.Module):
             self.mlm_head = MLMHead.from_model(model, load_pretrained=load_pretrained_mlm_head)
             self.mlm_head.to(dtype=hf_encoder(model).get_input_embeddings().weight.dtype)
             self._mlm_ids = tokenizer_ids(model)
-            tokenizer = getattr(model, "tokenizer", None)
+            tokenizer = tokenizer_of(model)
             if tokenizer is not None and len(tokenizer) > self._mlm_ids["vocab_size"]:
                 raise ValueError(
                     f"the tokenizer has {len(tokenizer)} tokens but the encoder's embedding matrix only "

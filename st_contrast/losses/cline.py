@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, model_device, special_token_ids, tokenizer_of
+
 from . import functional
 from ._checks import check_no_labels, check_non_negative, check_rate, check_texts
 from ._common import merge_features
-from .heads import MLMHead, RTDHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
+from .heads import MLMHead, RTDHead, mask_tokens, mlm_loss, tokenizer_ids
 
 Objective = Literal["paper", "official"]
 
@@ -54,8 +56,7 @@ class TokenAligner:
                 continuation.append(not token.startswith(scheme))
         self.scheme = scheme
         self.continuation = continuation
-        unk = getattr(tokenizer, "unk_token_id", None)
-        self.special = {i for i in getattr(tokenizer, "all_special_ids", []) if i != unk}
+        self.special = set(special_token_ids(tokenizer))
 
     def words(self, ids: Sequence[int]) -> tuple[list[tuple[int, ...]], list[list[int]]]:
         """Group real (non-special) token positions into words: ``(word id tuples, word positions)``."""
@@ -218,17 +219,13 @@ class CLINELoss(nn.Module):
             self._mask_ids = tokenizer_ids(model)
             self.mlm_head = MLMHead.from_model(model, load_pretrained=load_pretrained_mlm_head)
         if self.rtd_weight:
-            tokenizer = getattr(model, "tokenizer", None)
-            if tokenizer is None:
-                raise ValueError(
-                    "replaced-token detection needs the model's tokenizer (model.tokenizer); "
-                    "use rtd_weight=0 for a model without one"
-                )
-            self._aligner = TokenAligner(tokenizer)
+            self._aligner = TokenAligner(
+                tokenizer_of(model, "replaced-token detection (use rtd_weight=0 without one)")
+            )
             self.rtd_head = RTDHead.from_model(model, num_labels=1 if objective == "paper" else 3)
         self.log_vars: nn.Parameter | None = None
         if objective == "official":
-            self.log_vars = nn.Parameter(torch.zeros(3, device=_model_device(model)))
+            self.log_vars = nn.Parameter(torch.zeros(3, device=model_device(model)))
         self._special_ids: list[int] | None = None
 
     # -- forward ------------------------------------------------------------------------------
@@ -394,10 +391,3 @@ def _rows(features: dict[str, Any]) -> int:
         if isinstance(value, Tensor) and value.ndim >= 1:
             return int(value.shape[0])
     return 0
-
-
-def _model_device(model: nn.Module) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return None

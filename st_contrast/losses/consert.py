@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import pooling_modes
 from st_contrast.views.embedding import (
     EmbeddingView,
     FeatureCutoff,
@@ -175,7 +176,8 @@ class ConSERTLoss(nn.Module):
         self.supervised_loss = supervised_loss
         # fail now, not at the first batch, when the encoder cannot be hooked
         embeddings_module(model, need_position_ids=any(v.changes_positions for v in (self.view1, self.view2)))
-        model_pooling = _model_pooling_mode(model)
+        modes = pooling_modes(model)
+        model_pooling = "+".join(modes) if modes else None
         if pooling == "model" and model_pooling is not None and model_pooling != "mean":
             logger.info(
                 "ConSERTLoss trains the model's own %r pooling; the paper mean-pools the last layer "
@@ -309,14 +311,6 @@ def _check_distinct_columns(sentence_features: Sequence[dict[str, Any]]) -> None
                 "sentence would be its own negative. ConSERT makes its two views itself: give it one column "
                 "(st_contrast.data.sentence_dataset, or InputExample(texts=[s]) for model.fit)"
             )
-
-
-def _model_pooling_mode(model: nn.Module) -> str | None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if isinstance(mode, str):
-            return mode
-    return None
 
 
 def _is_softmax_loss(loss: nn.Module) -> bool:

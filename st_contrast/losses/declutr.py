@@ -9,11 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, pooling_modes
+
 from . import functional
 from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature, check_texts
 from ._common import embed_merged, merge_features
 from .functional import distributed
-from .heads import MLMHead, hf_encoder, mask_tokens, tokenizer_ids
+from .heads import MLMHead, mask_tokens, tokenizer_ids
 
 logger = logging.getLogger(__name__)
 
@@ -244,13 +246,8 @@ class DeCLUTRLoss(nn.Module):
 
 
 def _warn_if_not_mean_pooling(model: nn.Module) -> None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if mode is None:
-            continue
-        modes = (mode,) if isinstance(mode, str) else tuple(mode)
-        if modes != ("mean",):
-            logger.warning(
-                "DeCLUTRLoss: the model pools with %s; the paper (and its results) use mean pooling", "+".join(modes)
-            )
-        return
+    modes = pooling_modes(model)
+    if modes is not None and modes != ("mean",):
+        logger.warning(
+            "DeCLUTRLoss: the model pools with %s; the paper (and its results) use mean pooling", "+".join(modes)
+        )

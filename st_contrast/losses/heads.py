@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, special_token_ids, tokenizer_of
+
 logger = logging.getLogger(__name__)
 
 # checkpoint prefixes of the MLM head in Hugging Face BERT-like and RoBERTa-like models
@@ -27,20 +29,6 @@ _HEAD_PREFIXES = {
     "lm_head.layer_norm.": "layer_norm.",
     "lm_head.bias": "bias",
 }
-
-
-def hf_encoder(model: nn.Module) -> nn.Module:
-    """The Hugging Face ``PreTrainedModel`` inside a SentenceTransformer (its first module's ``auto_model``)."""
-    if hasattr(model, "get_input_embeddings") and hasattr(model, "config"):
-        return model
-    for module in model.modules():
-        auto_model = getattr(module, "auto_model", None)
-        if auto_model is not None and hasattr(auto_model, "get_input_embeddings"):
-            return auto_model
-    raise ValueError(
-        "this loss needs a Hugging Face encoder (a SentenceTransformer whose first module is a Transformer "
-        f"with an `auto_model`), got {type(model).__name__}"
-    )
 
 
 class MLMHead(nn.Module):
@@ -160,14 +148,13 @@ def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 def tokenizer_ids(model: nn.Module) -> dict[str, Any]:
     """mask id, vocabulary size and the ids of special (non-text) tokens of ``model``'s tokenizer."""
-    tokenizer = getattr(model, "tokenizer", None)
+    tokenizer = tokenizer_of(model)
     if tokenizer is None or tokenizer.mask_token_id is None:
         raise ValueError("MLM needs a tokenizer with a mask token ([MASK] / <mask>)")
-    unk = tokenizer.unk_token_id
     return {
         "mask_token_id": int(tokenizer.mask_token_id),
         "vocab_size": int(hf_encoder(model).get_input_embeddings().weight.shape[0]),
-        "special_ids": [i for i in tokenizer.all_special_ids if i != unk],
+        "special_ids": special_token_ids(tokenizer),
     }
 
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, pooling_modes
+
 from . import functional
 from ._checks import (
     check_bool,
@@ -20,7 +22,6 @@ from ._checks import (
     check_temperature,
     check_texts,
 )
-from .heads import hf_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -357,14 +358,10 @@ def _check_layers(guide_layers: Sequence[int] | None, num_hidden_states: int) ->
 
 
 def _warn_if_not_cls_pooling(model: nn.Module) -> None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if mode is None:
-            continue
-        if mode != "cls" and mode != ("cls",):
-            logger.warning(
-                "SelfGuidedContrastiveLoss trains the [CLS] vector, but the model pools with %r: the embeddings it "
-                "produces are not the ones trained. Use Pooling(..., pooling_mode='cls') as in the paper.",
-                mode,
-            )
-        return
+    modes = pooling_modes(model)
+    if modes is not None and modes != ("cls",):
+        logger.warning(
+            "SelfGuidedContrastiveLoss trains the [CLS] vector, but the model pools with %r: the embeddings it "
+            "produces are not the ones trained. Use Pooling(..., pooling_mode='cls') as in the paper.",
+            modes[0] if len(modes) == 1 else modes,
+        )

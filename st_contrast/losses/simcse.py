@@ -6,8 +6,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
+
+from st_contrast.modeling import embedding_dimension, initializer_range, model_device
 
 from . import functional
 from ._checks import check_no_labels, check_number, check_temperature, check_texts
@@ -119,11 +120,13 @@ class SimCSELoss(nn.Module):
         self.check_inputs = check_inputs
         self.projection_head: SimCSEProjection | None = None
         if projection != "none":
-            dim = _embedding_dim(model)
-            init_std = _initializer_range(model)
+            dim = embedding_dimension(model)
+            if dim is None:
+                raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
+            init_std = initializer_range(model)
             if projection == "mlp":
                 self.projection_head = SimCSEProjection(dim, init_std)
-                device = _model_device(model)
+                device = model_device(model)
                 if device is not None:
                     self.projection_head.to(device)
             else:
@@ -203,32 +206,6 @@ class SimCSELoss(nn.Module):
 """
 
 
-def _embedding_dim(model: nn.Module) -> int:
-    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
-        getter = getattr(model, name, None)
-        if callable(getter):
-            dim = getter()
-            if dim:
-                return int(dim)
-    raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
-
-
-def _initializer_range(model: nn.Module) -> float:
-    for module in model.modules():
-        config = getattr(module, "config", None)
-        value = getattr(config, "initializer_range", None)
-        if isinstance(value, float):
-            return value
-    return 0.02
-
-
-def _model_device(model: nn.Module) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return None
-
-
 def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
     from sentence_transformers.models import Dense
 
@@ -240,5 +217,5 @@ def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
     head = Dense(dim, dim, activation_function=nn.Tanh())
     nn.init.normal_(head.linear.weight, std=init_std)
     nn.init.zeros_(head.linear.bias)
-    device = _model_device(model)
+    device = model_device(model)
     model.append(head.to(device) if device is not None else head)

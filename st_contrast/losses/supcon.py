@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder
+
 from . import functional
 from ._checks import check_class_labels, check_non_negative, check_single_column, check_temperature, check_texts
 from ._common import embed_merged, merge_features
@@ -286,8 +288,6 @@ class SupConOODLoss(nn.Module):
         """
         super().__init__()
         from st_contrast.modules.classifier import ensure_classifier_head
-
-        from .heads import hf_encoder
 
         self.model = model
         self.temperature = check_temperature(temperature)

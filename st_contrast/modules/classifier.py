@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from st_contrast.losses._checks import check_positive_int, check_rate
+from st_contrast.modeling import embedding_dimension, model_device
 
 from ._base import ConfigModule
 
@@ -101,22 +102,14 @@ def ensure_classifier_head(
         raise ValueError("the model has no ClassifierHead yet, so num_labels (the number of classes) is required")
     if not hasattr(model, "append"):
         raise ValueError("a classifier head can only be added to a SentenceTransformer (a model with .append)")
-    dim = None
-    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
-        getter = getattr(model, name, None)
-        if callable(getter):
-            dim = getter()
-            if dim:
-                break
+    dim = embedding_dimension(model)
     if not dim:
         raise ValueError("cannot add a classifier head: the model does not report its embedding dimension")
     head = ClassifierHead(int(dim), num_labels, dropout=dropout, labels=labels)
     head.train(model.training)
-    try:
-        device = next(model.parameters()).device
+    device = model_device(model)
+    if device is not None:
         head.to(device)
-    except StopIteration:
-        pass
     model.append(head)
     return head
 

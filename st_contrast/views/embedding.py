@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from st_contrast.losses._checks import check_rate, check_temperature
+from st_contrast.modeling import hf_encoder
 
 __all__ = [
     "EmbeddingView",
@@ -371,8 +372,6 @@ class Adversarial(EmbeddingView):
 
 def embeddings_module(model: nn.Module, need_position_ids: bool = False) -> nn.Module:
     """The ``embeddings`` module of the Hugging Face encoder inside ``model``, or a ``ValueError`` saying why not."""
-    from st_contrast.losses.heads import hf_encoder
-
     try:
         encoder = hf_encoder(model)
     except ValueError as error:
