@@ -13,13 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from st_contrast.modeling import hf_encoder
+from st_contrast.modules.mlm import mask_tokens
 
 from . import functional
 from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
 from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
-from .heads import mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
 from .supcon import SupConLoss, Variant
 
@@ -282,10 +282,9 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         embedding = output["sentence_embedding"]
         if mlm_labels is None:
             return embedding
-        picked = mlm_labels != -100
         weight = hf_encoder(self.model).get_input_embeddings().weight
-        logits = self.mlm_head(output["token_embeddings"][picked], weight)
-        return embedding, nn.functional.cross_entropy(logits.float(), mlm_labels[picked], reduction="sum")
+        # a chunk of positives has nothing masked: its summed term is a connected 0 (the batch is checked in forward)
+        return embedding, self.mlm_head.loss(output["token_embeddings"], mlm_labels, weight, "sum", loss_name=None)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
@@ -307,7 +306,10 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             mlm_labels[:anchor_rows, : anchor_labels.shape[1]] = anchor_labels
             merged = {**merged, "input_ids": input_ids, _MLM_LABELS: mlm_labels}
             # the MLM loss is the mean over the batch's masked tokens: each mini-batch adds its sum / count
-            aux_weight = self.mlm_weight / anchor_labels.ne(-100).sum().clamp(min=1)
+            count = anchor_labels.ne(-100).sum()
+            if not bool(count):
+                self.mlm_head.warn_nothing_masked("CachedDeCLUTRLoss")
+            aux_weight = self.mlm_weight / count.clamp(min=1)
         batch = anchor_rows // self.num_anchors
         n_columns = self.num_columns
 

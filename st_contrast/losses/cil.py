@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from st_contrast.modeling import hf_encoder, tokenizer_of
+from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 
 from . import functional
 from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature, check_texts
 from ._common import embed_merged
-from .heads import MLMHead, mask_tokens, mlm_loss, tokenizer_ids
 
 NegativesRule = Literal["other_bags", "official"]
 
@@ -322,8 +322,8 @@ class CILLoss(nn.Module):
         if "token_type_ids" in features:
             inputs["token_type_ids"] = features["token_type_ids"]
         hidden = encoder(**inputs).last_hidden_state
-        logits = self.mlm_head(hidden, encoder.get_input_embeddings().weight)
-        return mlm_loss(logits, targets)
+        # only the masked positions are projected onto the vocabulary (the mean is the same as over all of them)
+        return self.mlm_head.loss(hidden, targets, encoder.get_input_embeddings().weight, loss_name="CILLoss")
 
     # ------------------------------------------------------------------ config
 

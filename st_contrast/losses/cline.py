@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from st_contrast.modeling import hf_encoder, model_device, special_token_ids, tokenizer_of
+from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
+from st_contrast.modules.rtd import RTDHead
 
 from . import functional
 from ._checks import check_no_labels, check_non_negative, check_rate, check_texts
 from ._common import merge_features
-from .heads import MLMHead, RTDHead, mask_tokens, mlm_loss, tokenizer_ids
 
 Objective = Literal["paper", "official"]
 
@@ -323,10 +324,7 @@ class CLINELoss(nn.Module):
                 raise ValueError("the MLM term needs token embeddings and MLM labels")
             assert self.mlm_head is not None
             embedding_weight = hf_encoder(self.model).get_input_embeddings().weight
-            # the vocabulary projection only where a token is predicted (~15%): the same mean, far less work
-            predicted = mlm_labels != IGNORE
-            logits = self.mlm_head(token_embeddings[0][predicted], embedding_weight)
-            terms["mlm"] = mlm_loss(logits, mlm_labels[predicted])
+            terms["mlm"] = self.mlm_head.loss(token_embeddings[0], mlm_labels, embedding_weight, loss_name="CLINELoss")
         if self.rtd_weight:
             if token_embeddings is None or rtd_labels is None:
                 raise ValueError("the RTD term needs token embeddings and RTD labels")

@@ -10,12 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from st_contrast.modeling import hf_encoder, pooling_modes
+from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 
 from . import functional
 from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature, check_texts
 from ._common import embed_merged, merge_features
 from .functional import distributed
-from .heads import MLMHead, mask_tokens, tokenizer_ids
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class DeCLUTRLoss(nn.Module):
         makes each anchor pick its own averaged positive (and vice versa) among all other views; the other
         anchors of the same document are among the (hard) negatives. The total is
         ``L_contrastive + mlm_weight · L_MLM``. The NT-Xent is :func:`st_contrast.losses.functional.nt_xent_loss`;
-        the MLM head is :class:`st_contrast.losses.heads.MLMHead` (tied to the input embeddings, initialised
+        the MLM head is :class:`st_contrast.modules.mlm.MLMHead` (tied to the input embeddings, initialised
         from the checkpoint's pretrained MLM head when it has one), owned by this loss and never saved with the
         model.
 
@@ -196,8 +196,7 @@ class DeCLUTRLoss(nn.Module):
             hidden.append(output["token_embeddings"][picked])
             targets.append(mlm_labels[picked])
         weight = hf_encoder(self.model).get_input_embeddings().weight
-        logits = self.mlm_head(torch.cat(hidden), weight)
-        mlm = nn.functional.cross_entropy(logits.float(), torch.cat(targets))
+        mlm = self.mlm_head.loss(torch.cat(hidden), torch.cat(targets), weight, loss_name=type(self).__name__)
         if merged is not None:
             anchors = list(embeddings[0].reshape(len(features_list), -1, *embeddings[0].shape[1:]).unbind(0))
         else:

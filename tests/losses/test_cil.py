@@ -220,7 +220,7 @@ def test_mlm_never_masks_entities_or_markers(relation_model):
         "the museum of [E1] rome [/E1] belongs to [E2] italy [/E2] since many long years",
     ]
     features = relation_model.preprocess(rows)
-    from st_contrast.losses.heads import mask_tokens, tokenizer_ids
+    from st_contrast.modules.mlm import mask_tokens, tokenizer_ids
 
     ids = tokenizer_ids(relation_model)
     for seed in range(5):
@@ -364,3 +364,49 @@ def test_config_and_citation(relation_model):
     config = loss.get_config_dict()
     assert config["negatives"] == "official" and config["contrastive_weight"] == 10.0 and config["warmup_steps"] == 500
     assert "chen-etal-2021-cil" in loss.citation
+
+
+def test_mlm_value_equals_the_full_vocabulary_reference(relation_model, monkeypatch):
+    """The MLM term projects only the masked positions; its value is the old every-position cross-entropy."""
+    from st_contrast.losses import cil as cil_module
+
+    model = relation_model.eval()  # no dropout: the reference pass sees the same hidden states
+    loss = CILLoss(model, num_relations=2, mlm_weight=0.5, warmup_steps=0)
+    captured = {}
+    original_mask = cil_module.mask_tokens
+
+    def recording_mask(input_ids, attention_mask, *args, **kwargs):
+        masked, targets = original_mask(input_ids, attention_mask, *args, **kwargs)
+        captured.update(masked=masked, attention_mask=attention_mask, targets=targets)
+        return masked, targets
+
+    monkeypatch.setattr(cil_module, "mask_tokens", recording_mask)
+    bags, rel2id, view = _rows()
+    features, labels = _features(model, cil_dataset(bags, rel2id, 2, augment=view, max_words=12))
+    torch.manual_seed(0)
+    out = loss(features, labels)
+    encoder = model[0].auto_model
+    with torch.no_grad():
+        hidden = encoder(input_ids=captured["masked"], attention_mask=captured["attention_mask"]).last_hidden_state
+        logits = loss.mlm_head(hidden, encoder.get_input_embeddings().weight)  # every position, as before
+        expected = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), captured["targets"].reshape(-1), ignore_index=-100
+        )
+    assert bool((captured["targets"] != -100).any())
+    torch.testing.assert_close(out["mlm"].detach(), 0.5 * expected, rtol=1e-5, atol=1e-6)
+
+
+def test_anchors_of_only_markers_and_mentions_give_a_zero_mlm_term(relation_model, caplog):
+    import logging
+
+    loss = CILLoss(relation_model, num_relations=2, warmup_steps=0)
+    anchors = ["[E1] paris [/E1] [E2] france [/E2]", "[E1] rome [/E1] [E2] italy [/E2]"]
+    other = ["[E1] paris [/E1] is in [E2] france [/E2]", "[E1] rome [/E1] is in [E2] italy [/E2]"]
+    features = [relation_model.preprocess(anchors), relation_model.preprocess(other), relation_model.preprocess(other)]
+    with caplog.at_level(logging.WARNING, logger="st_contrast.modules.mlm"):
+        out = loss(features, torch.tensor([0, 1]))
+    assert out["mlm"].item() == 0.0
+    assert all(bool(torch.isfinite(value)) for value in out.values())
+    sum(out.values()).backward()
+    assert loss.mlm_head.dense.weight.grad is not None and torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
+    assert any("CILLoss" in r.getMessage() and "could be masked" in r.getMessage() for r in caplog.records)

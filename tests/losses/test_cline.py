@@ -353,3 +353,16 @@ def test_config_and_citation(tiny_model):
         "mlm_probability": 0.2,
     }
     assert "wang2021cline" in loss.citation
+
+
+def test_nothing_to_mask_gives_a_zero_mlm_term(tiny_model, caplog):
+    import logging
+
+    loss = CLINELoss(tiny_model, check_inputs=False)
+    feats = features(tiny_model, (["", ""], SYNONYM[:2], ANTONYM[:2]))  # an empty original: only special tokens
+    with caplog.at_level(logging.WARNING, logger="st_contrast.modules.mlm"):
+        out = loss(feats, None)
+    assert out["mlm"].item() == 0.0 and all(bool(torch.isfinite(v)) for v in out.values())
+    sum(out.values()).backward()
+    assert torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
+    assert any("CLINELoss" in r.getMessage() for r in caplog.records)

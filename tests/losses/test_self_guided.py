@@ -7,7 +7,7 @@ import torch
 
 from st_contrast.losses import SelfGuidedContrastiveLoss
 from st_contrast.losses import functional as F_
-from st_contrast.losses.heads import hf_encoder
+from st_contrast.modeling import hf_encoder
 
 SMALL_HEAD = 32  # projection width for tests; the default (4096) is checked once
 
