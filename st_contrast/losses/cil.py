@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -13,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from st_contrast.modeling import hf_encoder, tokenizer_of
+from st_contrast.modules.bag_attention import BagAttentionClassifier
 from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 
 from . import functional
@@ -28,67 +27,6 @@ def cil_ramp(step: int, warmup_steps: int) -> float:
         return 1.0
     p = float(step) / (2.0 * float(warmup_steps))
     return 2.0 / (1.0 + math.exp(-2.0 * p)) - 1.0
-
-
-class BagAttentionClassifier(nn.Module):
-    """Selective attention over a bag's instances and a linear relation classifier (Lin et al., 2016).
-
-    In OpenNRE's form (which CIL's code builds on) the query of relation ``r`` is row ``r`` of the
-    classifier's weight ``W``: ``a_k = softmax_k(x_k · W_r)``, ``B = Σ_k a_k x_k``, ``logits = W·B + b``.
-    Training attends with the gold relation's query; :meth:`predict` scores relation ``r`` with the
-    bag representation built from ``r``'s own query, as at test time in OpenNRE and CIL.
-    """
-
-    def __init__(self, embedding_dimension: int, num_relations: int) -> None:
-        super().__init__()
-        self.embedding_dimension = int(embedding_dimension)
-        self.num_relations = int(num_relations)
-        self.classifier = nn.Linear(self.embedding_dimension, self.num_relations)
-
-    def attention(self, instances: Tensor, relations: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Weights ``(B, k)`` of each bag's instances ``(B, k, D)`` under the query of ``relations`` ``(B,)``."""
-        queries = self.classifier.weight[relations]  # (B, D)
-        scores = torch.einsum("bkd,bd->bk", instances, queries)
-        if mask is not None:
-            scores = scores.masked_fill(~mask.bool(), float("-inf"))
-        return scores.softmax(dim=1)
-
-    def forward(self, instances: Tensor, relations: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(bag_logits (B, R), bag_representations (B, D))`` with the given relations' queries."""
-        weights = self.attention(instances, relations, mask)
-        bags = torch.einsum("bk,bkd->bd", weights, instances)
-        return self.classifier(bags), bags
-
-    @torch.no_grad()
-    def predict(self, instances: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``P(r | bag)`` for every relation ``(B, R)``, each from the bag built with ``r``'s query."""
-        weight = self.classifier.weight
-        scores = torch.einsum("bkd,rd->bkr", instances, weight)
-        if mask is not None:
-            scores = scores.masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
-        bags = torch.einsum("bkr,bkd->brd", scores.softmax(dim=1), instances)  # one bag vector per query
-        probabilities = self.classifier(bags).softmax(dim=-1)  # (B, R query, R class)
-        return probabilities.diagonal(dim1=1, dim2=2)
-
-    def save(self, folder: str | os.PathLike) -> None:
-        """Save to ``folder`` (``bag_classifier.json`` + ``bag_classifier.safetensors``)."""
-        from safetensors.torch import save_file
-
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "bag_classifier.json"), "w", encoding="utf-8") as handle:
-            json.dump({"embedding_dimension": self.embedding_dimension, "num_relations": self.num_relations}, handle)
-        state = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
-        save_file(state, os.path.join(folder, "bag_classifier.safetensors"))
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device | None = None) -> BagAttentionClassifier:
-        from safetensors.torch import load_file
-
-        with open(os.path.join(folder, "bag_classifier.json"), encoding="utf-8") as handle:
-            config = json.load(handle)
-        module = cls(**config)
-        module.load_state_dict(load_file(os.path.join(folder, "bag_classifier.safetensors")))
-        return module.to(device) if device is not None else module
 
 
 class CILLoss(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from st_contrast.data.relation import RelationInstance, cil_dataset, cil_examples, pseudo_bags, relation_ids
 from st_contrast.losses import CILLoss
 from st_contrast.losses import functional as F_
-from st_contrast.losses.cil import BagAttentionClassifier, cil_ramp
+from st_contrast.losses.cil import cil_ramp
 from st_contrast.modules.entity_pooling import (
     ENTITY_MARKERS,
     EntityMarkerPooling,
@@ -184,29 +184,6 @@ def test_contrastive_term_follows_alpha_and_step_counts_training_calls(relation_
     with torch.no_grad():
         loss(features, labels)
     assert loss.step == 5, "evaluation (no grad) must not advance the α(t) schedule"
-
-
-def test_attention_sums_to_one_per_bag_and_predict_is_a_probability():
-    torch.manual_seed(0)
-    classifier = BagAttentionClassifier(6, 4)
-    instances = torch.randn(3, 5, 6)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-    weights = classifier.attention(instances, torch.tensor([0, 3, 1]), mask)
-    torch.testing.assert_close(weights.sum(dim=1), torch.ones(3))
-    assert bool((weights[~mask] == 0).all()) and bool((weights[mask] > 0).all())
-    scores = classifier.predict(instances, mask)
-    assert scores.shape == (3, 4) and bool(((scores >= 0) & (scores <= 1)).all())
-    # a one-sentence bag is classified by that sentence alone, whatever the query
-    single = torch.softmax(classifier.classifier(instances[2, 0]), dim=0)
-    torch.testing.assert_close(scores[2], single)
-
-
-def test_bag_classifier_save_load_round_trip(tmp_path):
-    classifier = BagAttentionClassifier(6, 4)
-    classifier.save(tmp_path)
-    loaded = BagAttentionClassifier.load(tmp_path)
-    x = torch.randn(2, 3, 6)
-    torch.testing.assert_close(classifier.predict(x), loaded.predict(x))
 
 
 def test_mlm_never_masks_entities_or_markers(relation_model):
