@@ -15,8 +15,7 @@ from torch import Tensor, nn
 from st_contrast.modeling import hf_encoder
 from st_contrast.modules.mlm import mask_tokens
 
-from . import functional
-from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
+from ._checks import check_class_labels, check_no_labels, check_positive_int
 from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
@@ -50,6 +49,9 @@ def _devices(model: nn.Module) -> list[torch.device]:
 
 
 class CachedSimCSELoss(SimCSELoss):
+    config_keys = (*SimCSELoss.config_keys, "mini_batch_size")
+    CITATION = SimCSELoss.CITATION + _GRADCACHE_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -111,44 +113,34 @@ class CachedSimCSELoss(SimCSELoss):
         self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
-        embeddings = self.model(features)["sentence_embedding"]
-        if self.projection_head is not None:
-            embeddings = self.projection_head(embeddings)
-        return embeddings
+        return self.model(features)["sentence_embedding"]
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedSimCSELoss")
-        check_texts(self, sentence_features, "CachedSimCSELoss")
+        self.check_texts(sentence_features)
         columns = sentence_features * 2 if len(sentence_features) == 1 else sentence_features
         merged = _merged(columns, "CachedSimCSELoss")
         n_columns = len(columns)
         batch = count_rows(merged) // n_columns
-        self._check_batch_size(torch.empty(batch, 0))
 
         def loss_from_embeddings(embeddings: Tensor) -> Tensor:
-            parts = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
-            return functional.simcse_loss(
-                parts[0],
-                parts[1],
-                parts[2] if n_columns == 3 else None,
-                temperature=self.temperature,
-                hard_negative_weight=self.hard_negative_weight,
-                gather_across_devices=self.gather_across_devices,
+            # SimCSELoss's own maths: its projection head, batch-size check and warnings included
+            return self.compute_loss_from_embeddings(
+                list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
             )
 
+        head = [] if self.projection_head is None else list(self.projection_head.parameters())
         devices = _devices(self.model)
-        return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION
+        return cached_loss(
+            loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices, loss_parameters=head
+        )
 
 
 class CachedSupConLoss(SupConLoss):
+    config_keys = (*SupConLoss.config_keys, "mini_batch_size")
+    CITATION = SupConLoss.CITATION + _GRADCACHE_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -196,7 +188,7 @@ class CachedSupConLoss(SupConLoss):
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
-        check_texts(self, sentence_features, "CachedSupConLoss")
+        self.check_texts(sentence_features)
         columns = sentence_features * 2 if len(sentence_features) == 1 and self.dropout_views else sentence_features
         merged = _merged(columns, "CachedSupConLoss")
         n_columns = len(columns)
@@ -211,18 +203,14 @@ class CachedSupConLoss(SupConLoss):
         devices = _devices(self.model)
         return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION
-
 
 _MLM_LABELS = "st_contrast_mlm_labels"
 
 
 class CachedDeCLUTRLoss(DeCLUTRLoss):
+    config_keys = (*DeCLUTRLoss.config_keys, "mini_batch_size")
+    CITATION = DeCLUTRLoss.CITATION + _GRADCACHE_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -289,7 +277,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedDeCLUTRLoss")
-        check_texts(self, sentence_features, "CachedDeCLUTRLoss")
+        self.check_texts(sentence_features)
         anchors = _merged(sentence_features[: self.num_anchors], "CachedDeCLUTRLoss")
         merged = _merged([anchors, *sentence_features[self.num_anchors :]], "CachedDeCLUTRLoss")
         anchor_rows = count_rows(anchors)
@@ -327,10 +315,3 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         if "aux" in parts:
             self.last_components["mlm"] = parts["aux"]
         return value
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION

@@ -15,7 +15,8 @@ from st_contrast.modules.bag_attention import BagAttentionClassifier
 from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 
 from . import functional
-from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature, check_texts
+from ._base import ContrastiveLoss
+from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature
 from ._common import embed_merged
 
 NegativesRule = Literal["other_bags", "official"]
@@ -29,7 +30,27 @@ def cil_ramp(step: int, warmup_steps: int) -> float:
     return 2.0 / (1.0 + math.exp(-2.0 * p)) - 1.0
 
 
-class CILLoss(nn.Module):
+class CILLoss(ContrastiveLoss):
+    config_keys = (
+        "num_relations",
+        "temperature",
+        "contrastive_weight",
+        "mlm_weight",
+        "warmup_steps",
+        "negatives",
+        "mlm_probability",
+    )
+    CITATION = """
+@inproceedings{chen-etal-2021-cil,
+    title = "{CIL}: Contrastive Instance Learning Framework for Distantly Supervised Relation Extraction",
+    author = "Chen, Tao and Shi, Haizhou and Tang, Siliang and Chen, Zhigang and Wu, Fei and Zhuang, Yueting",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
+    year = "2021",
+    pages = "6191--6200",
+    url = "https://aclanthology.org/2021.acl-long.483",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -121,10 +142,9 @@ class CILLoss(nn.Module):
                 loss = CILLoss(model, num_relations=len(rel2id))
                 SentenceTransformerTrainer(model=model, train_dataset=dataset, loss=loss).train()
         """
-        super().__init__()
+        super().__init__(model, check_inputs)
         from st_contrast.modules.entity_pooling import find_entity_pooling
 
-        self.model = model
         self.num_relations = check_int(num_relations, "num_relations", minimum=2)
         self.temperature = check_temperature(temperature)
         self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
@@ -134,7 +154,6 @@ class CILLoss(nn.Module):
             raise ValueError(f"negatives must be 'other_bags' (the paper) or 'official' (the code), got {negatives!r}")
         self.negatives = negatives
         self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
-        self.check_inputs = check_inputs
         pooling = find_entity_pooling(model)
         self.marker_ids: list[int] = list(pooling.marker_ids)
         dim = pooling.get_embedding_dimension()
@@ -157,7 +176,6 @@ class CILLoss(nn.Module):
                 )
         #: training forward calls so far (drives α(t)); set it to resume a run
         self.step = 0
-        self._special_ids: list[int] | None = None
 
     # ------------------------------------------------------------------ forward
 
@@ -175,7 +193,7 @@ class CILLoss(nn.Module):
                 f"{len(sentence_features)} column(s). Build the rows with st_contrast.data.relation.cil_dataset."
             )
         labels = self._check_labels(labels, sentence_features[0]["input_ids"].shape[0])
-        check_texts(self, sentence_features, "CILLoss")
+        self.check_texts(sentence_features)
         use_contrastive = self.contrastive_weight > 0
         columns = sentence_features if use_contrastive else sentence_features[:-1]
         embeddings = embed_merged(self.model, columns)
@@ -264,27 +282,3 @@ class CILLoss(nn.Module):
         return self.mlm_head.loss(hidden, targets, encoder.get_input_embeddings().weight, loss_name="CILLoss")
 
     # ------------------------------------------------------------------ config
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "num_relations": self.num_relations,
-            "temperature": self.temperature,
-            "contrastive_weight": self.contrastive_weight,
-            "mlm_weight": self.mlm_weight,
-            "warmup_steps": self.warmup_steps,
-            "negatives": self.negatives,
-            "mlm_probability": self.mlm_probability,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{chen-etal-2021-cil,
-    title = "{CIL}: Contrastive Instance Learning Framework for Distantly Supervised Relation Extraction",
-    author = "Chen, Tao and Shi, Haizhou and Tang, Siliang and Chen, Zhigang and Wu, Fei and Zhuang, Yueting",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
-    year = "2021",
-    pages = "6191--6200",
-    url = "https://aclanthology.org/2021.acl-long.483",
-}
-"""

@@ -15,7 +15,8 @@ from st_contrast.modules.rtd import RTDHead
 from st_contrast.views.alignment import IGNORE, TokenAligner
 
 from . import functional
-from ._checks import check_no_labels, check_non_negative, check_rate, check_texts
+from ._base import ContrastiveLoss
+from ._checks import check_no_labels, check_non_negative, check_rate
 from ._common import merge_features
 
 Objective = Literal["paper", "official"]
@@ -24,7 +25,19 @@ Objective = Literal["paper", "official"]
 REPLACED_IN_SYNONYM, REPLACED_IN_ANTONYM = 1, 2
 
 
-class CLINELoss(nn.Module):
+class CLINELoss(ContrastiveLoss):
+    config_keys = ("mlm_weight", "rtd_weight", "contrastive_weight", "objective", "mlm_probability")
+    CITATION = """
+@inproceedings{wang2021cline,
+    title = "{CLINE}: Contrastive Learning with Semantic Negative Examples for Natural Language Understanding",
+    author = "Wang, Dong and Ding, Ning and Li, Piji and Zheng, Haitao",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the
+                 11th International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
+    year = "2021",
+    url = "https://arxiv.org/abs/2107.00440",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -109,8 +122,7 @@ class CLINELoss(nn.Module):
                 loss = CLINELoss(model)
                 SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss).train()
         """
-        super().__init__()
-        self.model = model
+        super().__init__(model, check_inputs)
         self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
         self.rtd_weight = check_non_negative(rtd_weight, "rtd_weight")
         self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
@@ -120,7 +132,6 @@ class CLINELoss(nn.Module):
             raise ValueError(f"objective must be 'paper' or 'official', got {objective!r}")
         self.objective = objective
         self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
-        self.check_inputs = check_inputs
 
         self.mlm_head: MLMHead | None = None
         self.rtd_head: RTDHead | None = None
@@ -137,7 +148,6 @@ class CLINELoss(nn.Module):
         self.log_vars: nn.Parameter | None = None
         if objective == "official":
             self.log_vars = nn.Parameter(torch.zeros(3, device=model_device(model)))
-        self._special_ids: list[int] | None = None
 
     # -- forward ------------------------------------------------------------------------------
     def forward(
@@ -153,7 +163,7 @@ class CLINELoss(nn.Module):
         sizes = {_rows(f) for f in features}
         if len(sizes) != 1:
             raise ValueError(f"CLINELoss: the three columns must have the same number of rows, got {sorted(sizes)}")
-        check_texts(self, features, "CLINELoss")
+        self.check_texts(features)
         needs_tokens = bool(self.mlm_weight or self.rtd_weight)
         if needs_tokens and any("input_ids" not in f or "attention_mask" not in f for f in features):
             raise ValueError("CLINELoss's MLM and RTD terms need tokenized columns (input_ids and attention_mask)")
@@ -270,28 +280,6 @@ class CLINELoss(nn.Module):
         if not bool((flat_labels != IGNORE).any()):
             return flat_logits.sum() * 0.0
         return F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "mlm_weight": self.mlm_weight,
-            "rtd_weight": self.rtd_weight,
-            "contrastive_weight": self.contrastive_weight,
-            "objective": self.objective,
-            "mlm_probability": self.mlm_probability,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{wang2021cline,
-    title = "{CLINE}: Contrastive Learning with Semantic Negative Examples for Natural Language Understanding",
-    author = "Wang, Dong and Ding, Ning and Li, Piji and Zheng, Haitao",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the
-                 11th International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
-    year = "2021",
-    url = "https://arxiv.org/abs/2107.00440",
-}
-"""
 
 
 def _rows(features: dict[str, Any]) -> int:

@@ -21,7 +21,8 @@ from st_contrast.views.embedding import (
 )
 
 from . import functional
-from ._checks import check_no_labels, check_non_negative, check_temperature, check_texts
+from ._base import ContrastiveLoss
+from ._checks import check_no_labels, check_non_negative, check_temperature
 from ._common import merge_features
 from .functional import distributed
 
@@ -60,7 +61,18 @@ def dropout_disabled(model: nn.Module) -> Iterator[None]:
             setattr(module, name, value)
 
 
-class ConSERTLoss(nn.Module):
+class ConSERTLoss(ContrastiveLoss):
+    config_keys = ("temperature", "disable_dropout", "contrastive_weight", "pooling", "gather_across_devices")
+    CITATION = """
+@inproceedings{yan2021consert,
+    title = "{C}on{SERT}: A Contrastive Framework for Self-Supervised Sentence Representation Transfer",
+    author = "Yan, Yuanmeng and Li, Rumei and Wang, Sirui and Zhang, Fuzheng and Wu, Wei and Xu, Weiran",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
+    year = "2021",
+    url = "https://arxiv.org/abs/2105.11741",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -146,8 +158,7 @@ class ConSERTLoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
                 trainer.train()
         """
-        super().__init__()
-        self.model = model
+        super().__init__(model, check_inputs)
         self.view1 = FeatureCutoff(0.2) if view1 is None else view1
         self.view2 = TokenShuffle() if view2 is None else view2
         for name, view in (("view1", self.view1), ("view2", self.view2)):
@@ -165,7 +176,6 @@ class ConSERTLoss(nn.Module):
             )
         self.pooling = pooling
         self.gather_across_devices = bool(gather_across_devices)
-        self.check_inputs = check_inputs
         if supervised_loss is not None:
             _check_supervised_loss(supervised_loss, model)
         elif any(view.needs_gradient for view in (self.view1, self.view2)):
@@ -184,7 +194,6 @@ class ConSERTLoss(nn.Module):
                 "(build the model with mean pooling, or pass pooling='mean', for the paper's recipe)",
                 model_pooling,
             )
-        self._special_ids: list[int] | None = None
 
     # -----------------------------------------------------------------------------------------
     def forward(
@@ -199,7 +208,7 @@ class ConSERTLoss(nn.Module):
             raise ValueError(
                 "ConSERTLoss with a supervised_loss needs labels (e.g. NLI pairs with a 'label' column), got none"
             )
-        check_texts(self, sentence_features, "ConSERTLoss")
+        self.check_texts(sentence_features)
 
         if self.supervised_loss is None:
             _check_distinct_columns(sentence_features)
@@ -270,28 +279,13 @@ class ConSERTLoss(nn.Module):
         return supervised, [torch.zeros_like(c) if g is None else g.detach() for c, g in zip(captured, gradients)]
 
     def get_config_dict(self) -> dict[str, Any]:
+        supervised = None if self.supervised_loss is None else type(self.supervised_loss).__name__
         return {
             "view1": repr(self.view1),
             "view2": repr(self.view2),
-            "temperature": self.temperature,
-            "disable_dropout": self.disable_dropout,
-            "supervised_loss": None if self.supervised_loss is None else type(self.supervised_loss).__name__,
-            "contrastive_weight": self.contrastive_weight,
-            "pooling": self.pooling,
-            "gather_across_devices": self.gather_across_devices,
+            **super().get_config_dict(),
+            "supervised_loss": supervised,
         }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{yan2021consert,
-    title = "{C}on{SERT}: A Contrastive Framework for Self-Supervised Sentence Representation Transfer",
-    author = "Yan, Yuanmeng and Li, Rumei and Wang, Sirui and Zhang, Fuzheng and Wu, Wei and Xu, Weiran",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
-    year = "2021",
-    url = "https://arxiv.org/abs/2105.11741",
-}
-"""
 
 
 @contextmanager

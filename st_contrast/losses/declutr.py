@@ -13,14 +13,35 @@ from st_contrast.modeling import hf_encoder, pooling_modes
 from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 
 from . import functional
-from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature, check_texts
+from ._base import ContrastiveLoss
+from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature
 from ._common import embed_merged, merge_features
 from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
 
-class DeCLUTRLoss(nn.Module):
+class DeCLUTRLoss(ContrastiveLoss):
+    config_keys = (
+        "num_anchors",
+        "num_positives",
+        "temperature",
+        "mlm_weight",
+        "mlm_probability",
+        "gather_across_devices",
+    )
+    CITATION = """
+@inproceedings{giorgi-etal-2021-declutr,
+    title = "{D}e{CLUTR}: Deep Contrastive Learning for Unsupervised Textual Representations",
+    author = "Giorgi, John and Nitski, Osvald and Wang, Bo and Bader, Gary",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the 11th
+        International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
+    year = "2021",
+    pages = "879--895",
+    url = "https://aclanthology.org/2021.acl-long.72",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -117,8 +138,7 @@ class DeCLUTRLoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=dataset, loss=loss)
                 trainer.train()
         """
-        super().__init__()
-        self.model = model
+        super().__init__(model, check_inputs)
         self.num_anchors = check_int(num_anchors, "num_anchors", minimum=1)
         self.num_positives = check_int(num_positives, "num_positives", minimum=1)
         self.temperature = check_temperature(temperature)
@@ -126,13 +146,11 @@ class DeCLUTRLoss(nn.Module):
         self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.gather_across_devices = bool(gather_across_devices)
         self.return_components = bool(return_components)
-        self.check_inputs = check_inputs
         self.mlm_head: MLMHead | None = None
         self._mlm_ids: dict[str, Any] | None = None
         if self.mlm_weight > 0:
             self.mlm_head = MLMHead.from_model(model, load_pretrained=load_pretrained_mlm_head)
             self._mlm_ids = tokenizer_ids(model)
-        self._special_ids: list[int] | None = None
         self.last_components: dict[str, Tensor] = {}
         _warn_if_not_mean_pooling(model)
 
@@ -145,7 +163,7 @@ class DeCLUTRLoss(nn.Module):
     ) -> Tensor | dict[str, Tensor]:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "DeCLUTRLoss")
-        check_texts(self, sentence_features, "DeCLUTRLoss")
+        self.check_texts(sentence_features)
         anchor_features = sentence_features[: self.num_anchors]
         positive_features = sentence_features[self.num_anchors :]
         anchors, mlm = self._embed_anchors(anchor_features)
@@ -218,30 +236,6 @@ class DeCLUTRLoss(nn.Module):
                 "num_anchors >= 2 or a batch size >= 2."
             )
         return functional.nt_xent_loss(anchors, positives, self.temperature, self.gather_across_devices)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "num_anchors": self.num_anchors,
-            "num_positives": self.num_positives,
-            "temperature": self.temperature,
-            "mlm_weight": self.mlm_weight,
-            "mlm_probability": self.mlm_probability,
-            "gather_across_devices": self.gather_across_devices,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{giorgi-etal-2021-declutr,
-    title = "{D}e{CLUTR}: Deep Contrastive Learning for Unsupervised Textual Representations",
-    author = "Giorgi, John and Nitski, Osvald and Wang, Bo and Bader, Gary",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the 11th
-        International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
-    year = "2021",
-    pages = "879--895",
-    url = "https://aclanthology.org/2021.acl-long.72",
-}
-"""
 
 
 def _warn_if_not_mean_pooling(model: nn.Module) -> None:

@@ -14,13 +14,13 @@ from torch import Tensor, nn
 from st_contrast.modeling import hf_encoder, pooling_modes
 
 from . import functional
+from ._base import ContrastiveLoss
 from ._checks import (
     check_bool,
     check_no_labels,
     check_non_negative,
     check_positive_int,
     check_temperature,
-    check_texts,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,29 @@ class SelfGuidedProjection(nn.Sequential):
             nn.init.zeros_(layer.bias)
 
 
-class SelfGuidedContrastiveLoss(nn.Module):
+class SelfGuidedContrastiveLoss(ContrastiveLoss):
+    config_keys = (
+        "temperature",
+        "regularization_weight",
+        "projection_dim",
+        "guide_pooling",
+        "guide_layers",
+        "objective",
+        "freeze_embeddings",
+        "guide_dropout",
+    )
+    CITATION = """
+@inproceedings{kim2021selfguided,
+    title = "Self-Guided Contrastive Learning for {BERT} Sentence Representations",
+    author = "Kim, Taeuk and Yoo, Kang Min and Lee, Sang-goo",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the
+                 11th International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
+    year = "2021",
+    pages = "2528--2540",
+    url = "https://arxiv.org/abs/2106.07345",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -139,7 +161,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
                 trainer.train()
         """
-        super().__init__()
+        super().__init__(model)
         try:
             encoder = hf_encoder(model)
         except ValueError:
@@ -148,7 +170,6 @@ class SelfGuidedContrastiveLoss(nn.Module):
                 f"a Transformer with an `auto_model`), because the guide is a frozen copy of that encoder; got "
                 f"{type(model).__name__}."
             ) from None
-        self.model = model
         self.temperature = check_temperature(temperature)
         self.regularization_weight = check_non_negative(regularization_weight, "regularization_weight")
         self.projection_dim = check_positive_int(projection_dim, "projection_dim")
@@ -186,7 +207,6 @@ class SelfGuidedContrastiveLoss(nn.Module):
         )
         reference = next(encoder.parameters())
         self.projection_head.to(reference.device)
-        self._special_ids: list[int] | None = None
         _warn_if_not_cls_pooling(model)
 
     @property
@@ -206,7 +226,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
             )
         check_no_labels(labels, "SelfGuidedContrastiveLoss")
         features = sentence_features[0]
-        check_texts(self, sentence_features, "SelfGuidedContrastiveLoss")
+        self.check_texts(sentence_features)
         size = features["input_ids"].shape[0]
         if size < 2:
             raise ValueError(
@@ -283,32 +303,6 @@ class SelfGuidedContrastiveLoss(nn.Module):
         head_parameter = self.projection_head[0].weight
         if head_parameter.device != reference.device:
             self.projection_head.to(reference.device)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "regularization_weight": self.regularization_weight,
-            "projection_dim": self.projection_dim,
-            "guide_pooling": self.guide_pooling,
-            "guide_layers": self.guide_layers,
-            "objective": self.objective,
-            "freeze_embeddings": self.freeze_embeddings,
-            "guide_dropout": self.guide_dropout,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{kim2021selfguided,
-    title = "Self-Guided Contrastive Learning for {BERT} Sentence Representations",
-    author = "Kim, Taeuk and Yoo, Kang Min and Lee, Sang-goo",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the
-                 11th International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
-    year = "2021",
-    pages = "2528--2540",
-    url = "https://arxiv.org/abs/2106.07345",
-}
-"""
 
 
 def _first_token(output: dict[str, Any]) -> Tensor:

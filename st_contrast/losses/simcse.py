@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 from torch import Tensor, nn
 
 from st_contrast.modeling import embedding_dimension, initializer_range, model_device
 
 from . import functional
-from ._checks import check_no_labels, check_number, check_temperature, check_texts
+from ._base import ContrastiveLoss
+from ._checks import check_no_labels, check_number, check_temperature
 from ._common import embed_merged
 from .functional import distributed
 
@@ -37,7 +38,18 @@ class SimCSEProjection(nn.Module):
         return self.activation(self.dense(embeddings))
 
 
-class SimCSELoss(nn.Module):
+class SimCSELoss(ContrastiveLoss):
+    config_keys = ("temperature", "hard_negative_weight", "gather_across_devices", "projection")
+    CITATION = """
+@inproceedings{gao2021simcse,
+    title = "{S}im{CSE}: Simple Contrastive Learning of Sentence Embeddings",
+    author = "Gao, Tianyu and Yao, Xingcheng and Chen, Danqi",
+    booktitle = "Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing",
+    year = "2021",
+    url = "https://arxiv.org/abs/2104.08821",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -109,15 +121,13 @@ class SimCSELoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
                 trainer.train()
         """
-        super().__init__()
-        self.model = model
+        super().__init__(model, check_inputs)
         self.temperature = check_temperature(temperature)
         self.hard_negative_weight = check_number(hard_negative_weight, "hard_negative_weight")
         self.gather_across_devices = bool(gather_across_devices)
         if projection not in ("none", "mlp", "model"):
             raise ValueError(f"projection must be 'none', 'mlp' or 'model', got {projection!r}")
         self.projection = projection
-        self.check_inputs = check_inputs
         self.projection_head: SimCSEProjection | None = None
         if projection != "none":
             dim = embedding_dimension(model)
@@ -131,7 +141,6 @@ class SimCSELoss(nn.Module):
                     self.projection_head.to(device)
             else:
                 _append_dense_head(model, dim, init_std)
-        self._special_ids: list[int] | None = None
         self._warned_unused_weight = False
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -141,7 +150,7 @@ class SimCSELoss(nn.Module):
             "SimCSELoss",
             "for NLI data, build (premise, entailment, contradiction) triplets with st_contrast.data.nli_triplets",
         )
-        check_texts(self, sentence_features, "SimCSELoss")
+        self.check_texts(sentence_features)
         repeat = 2 if len(sentence_features) == 1 else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)
@@ -184,26 +193,6 @@ class SimCSELoss(nn.Module):
             f"SimCSELoss needs at least 2 examples per batch (the other examples are the negatives), got a batch of "
             f"{size}. Use a larger batch size, or drop_last=True so the last batch is not a single example."
         )
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "hard_negative_weight": self.hard_negative_weight,
-            "gather_across_devices": self.gather_across_devices,
-            "projection": self.projection,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{gao2021simcse,
-    title = "{S}im{CSE}: Simple Contrastive Learning of Sentence Embeddings",
-    author = "Gao, Tianyu and Yao, Xingcheng and Chen, Danqi",
-    booktitle = "Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing",
-    year = "2021",
-    url = "https://arxiv.org/abs/2104.08821",
-}
-"""
 
 
 def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
