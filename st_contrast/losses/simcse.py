@@ -196,7 +196,7 @@ class SimCSELoss(ContrastiveLoss):
 
 
 def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
-    from sentence_transformers.models import Dense
+    from sentence_transformers.base.modules import Dense
 
     last = list(model.children())[-1] if len(list(model.children())) else None
     if isinstance(last, Dense) and isinstance(getattr(last, "activation_function", None), nn.Tanh):

@@ -152,7 +152,7 @@ def build_relation_encoder(
         tokens and the resized embedding matrix are saved with ``model.save(...)`` and come back on loading.
     """
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Transformer
+    from sentence_transformers.base.modules import Transformer
 
     if isinstance(model_name_or_path, nn.Module):
         first = next(iter(model_name_or_path.children()), None) if hasattr(model_name_or_path, "children") else None

@@ -48,3 +48,26 @@ def test_config_dicts_of_losses(tiny_model):
     consert = ConSERTLoss(tiny_model).get_config_dict()
     assert consert["view1"] == "FeatureCutoff(rate=0.2, seed=None)" and consert["supervised_loss"] is None
     assert consert["temperature"] == 0.1 and consert["pooling"] == "model"
+
+
+@pytest.mark.slow  # a fresh interpreter that builds a model
+def test_no_deprecated_sentence_transformers_import_path(tmp_path):
+    """Building the tiny models and every loss that imports ST modules uses ST's current paths (no
+    ``sentence_transformers.models``), checked in a fresh interpreter so no earlier import hides a warning."""
+    import subprocess
+    import sys
+
+    code = f"""
+import warnings
+warnings.filterwarnings("error", category=DeprecationWarning, message=".*sentence_transformers.*")
+warnings.filterwarnings("error", category=FutureWarning, message=".*sentence_transformers.*")
+from st_contrast.testing import build_tiny_sentence_transformer
+from st_contrast.losses import SimCSELoss, SupConOODLoss
+from st_contrast.modules.entity_pooling import build_relation_encoder
+model = build_tiny_sentence_transformer({str(tmp_path / "m")!r}, pooling="cls")
+SimCSELoss(model, projection="model")
+SupConOODLoss(model, num_labels=2)
+build_relation_encoder(model)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]

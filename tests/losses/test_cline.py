@@ -257,7 +257,8 @@ def test_trainer_two_steps_on_a_triple_dataset(tiny_model, tmp_path):
 
 def test_pretrained_mlm_head_weights_are_loaded(tiny_transformer_dir):
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     transformer = Transformer(str(tiny_transformer_dir))
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension())], device="cpu")

@@ -176,7 +176,7 @@ def test_mlp_projection_is_owned_by_the_loss_and_not_saved(tiny_model, tmp_path)
 
 def test_model_projection_is_saved(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Dense
+    from sentence_transformers.base.modules import Dense
 
     n_modules = len(tiny_model)
     SimCSELoss(tiny_model, projection="model")

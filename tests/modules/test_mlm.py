@@ -39,7 +39,8 @@ def test_mask_rate_and_80_10_10_split():
 
 def test_head_is_tied_and_loads_pretrained_weights(tiny_transformer_dir):
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     transformer = Transformer(str(tiny_transformer_dir))
     model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
