@@ -151,6 +151,37 @@ def fake_process_group(monkeypatch):
     return make
 
 
+class ForwardSpy:
+    """Records the ``input_ids`` of every forward call of ``model`` (its ``forward`` is wrapped for the test).
+
+    ``inputs`` holds a copy of each call's ids, ``sizes`` their batch sizes: the tests that check that a loss makes
+    one forward pass over a merged batch (or masks only some columns) read them.
+    """
+
+    def __init__(self, model, monkeypatch) -> None:
+        self.inputs: list[Tensor] = []
+        original = model.forward
+
+        def spy(features, **kwargs):
+            self.inputs.append(features["input_ids"].clone())
+            return original(features, **kwargs)
+
+        monkeypatch.setattr(model, "forward", spy)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [ids.shape[0] for ids in self.inputs]
+
+    def clear(self) -> None:
+        self.inputs.clear()
+
+
+@pytest.fixture
+def forward_spy(monkeypatch):
+    """Factory: ``spy = forward_spy(model)`` -> :class:`ForwardSpy` on ``model``."""
+    return lambda model: ForwardSpy(model, monkeypatch)
+
+
 SENTENCES = [
     "a man is playing a guitar",
     "the cat sat on the mat",

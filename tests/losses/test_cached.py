@@ -90,18 +90,11 @@ def test_dropout_masks_are_replayed_in_the_second_pass(tiny_model, sentences):
     ), "dropout must be active, or this test proves nothing"
 
 
-def test_memory_is_bounded_by_the_mini_batch(tiny_model, sentences):
+def test_memory_is_bounded_by_the_mini_batch(tiny_model, sentences, forward_spy):
     loss = CachedSimCSELoss(tiny_model, mini_batch_size=4)
-    sizes = []
-    forward = tiny_model.forward
-
-    def spy(features, **kwargs):
-        sizes.append(features["input_ids"].shape[0])
-        return forward(features, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     loss(_columns(tiny_model, sentences, 3), None).backward()
-    assert sizes and max(sizes) <= 4 and sum(sizes) == 2 * 3 * len(sentences)
+    assert spy.sizes and max(spy.sizes) <= 4 and sum(spy.sizes) == 2 * 3 * len(sentences)
 
 
 def test_upstream_gradient_scales_the_cached_gradients(tiny_model, sentences):

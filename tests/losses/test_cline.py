@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from st_contrast.losses import CLINELoss
-from st_contrast.losses import functional as F_
 from st_contrast.views.alignment import IGNORE
 from tests.conftest import echo_features
 
@@ -85,15 +84,6 @@ def test_official_contrast_and_uncertainty_weights_match_reference(echo_model):
     torch.testing.assert_close(
         out["contrastive"].double(), torch.tensor(math.exp(0.7) * 2.0 * base, dtype=torch.float64)
     )
-
-
-def test_uncertainty_weighted_terms_function():
-    losses = [torch.tensor(2.0), torch.tensor(3.0)]
-    log_vars = torch.tensor([0.5, -1.0, 9.0])
-    terms = F_.uncertainty_weighted_terms(losses, log_vars)
-    torch.testing.assert_close(torch.stack(terms), torch.tensor([math.exp(-0.5) * 2 + 0.5, math.exp(1.0) * 3]))
-    with pytest.raises(ValueError, match="log-variances"):
-        F_.uncertainty_weighted_terms(losses * 2, log_vars)
 
 
 @pytest.mark.parametrize("objective", ["paper", "official"])
@@ -182,23 +172,16 @@ def test_rtd_labels_exact_on_hand_made_multi_piece_words(tiny_model):
 
 
 @pytest.mark.parametrize("objective", ["paper", "official"])
-def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, objective):
+def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, objective, forward_spy):
     loss = CLINELoss(tiny_model, objective=objective)
-    seen = []
-    original_forward = tiny_model.forward
-
-    def spy(feats, **kwargs):
-        seen.append(feats["input_ids"].clone())
-        return original_forward(feats, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     feats = features(tiny_model)
     out = loss(feats, None)
     assert set(out) == {"mlm", "rtd", "contrastive"}
-    assert len(seen) == 1 and seen[0].shape[0] == 3 * len(ORIGINAL), "one pass over [x; x_syn; x_ant]"
+    assert len(spy.inputs) == 1 and spy.inputs[0].shape[0] == 3 * len(ORIGINAL), "one pass over [x; x_syn; x_ant]"
     mask_id = tiny_model.tokenizer.mask_token_id
-    assert (seen[0][: len(ORIGINAL)] == mask_id).any(), "the original is masked for MLM"
-    assert not (seen[0][len(ORIGINAL) :] == mask_id).any(), "the rewrites are not masked"
+    assert (spy.inputs[0][: len(ORIGINAL)] == mask_id).any(), "the original is masked for MLM"
+    assert not (spy.inputs[0][len(ORIGINAL) :] == mask_id).any(), "the rewrites are not masked"
     total = torch.stack(list(out.values())).sum()
     total.backward()
     assert tiny_model[0].auto_model.embeddings.word_embeddings.weight.grad.abs().sum() > 0
@@ -208,21 +191,14 @@ def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, obj
         assert loss.log_vars.grad.abs().sum() > 0
 
 
-def test_without_mlm_nothing_is_masked(tiny_model):
+def test_without_mlm_nothing_is_masked(tiny_model, forward_spy):
     loss = CLINELoss(tiny_model, mlm_weight=0)
     assert loss.mlm_head is None
-    seen = []
-    original_forward = tiny_model.forward
-
-    def spy(feats, **kwargs):
-        seen.append(feats["input_ids"].clone())
-        return original_forward(feats, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     feats = features(tiny_model)
     out = loss(feats, None)
     assert set(out) == {"rtd", "contrastive"}
-    assert torch.equal(seen[0][: len(ORIGINAL), : feats[0]["input_ids"].shape[1]], feats[0]["input_ids"])
+    assert torch.equal(spy.inputs[0][: len(ORIGINAL), : feats[0]["input_ids"].shape[1]], feats[0]["input_ids"])
 
 
 def test_roberta_architecture_runs(tiny_roberta):
