@@ -24,8 +24,8 @@ class MethodEntry:
     distribution: str | None
 
     def load(self):
-        module, _, attribute = self.target.partition(":")
-        return EntryPoint(self.name, self.target, GROUP).load() if attribute else __import__(module)
+        """The advertised object: ``module:attribute`` gives the attribute, a bare ``module`` the module itself."""
+        return EntryPoint(self.name, self.target, GROUP).load()
 
 
 def available_methods() -> dict[str, MethodEntry]:

@@ -154,7 +154,8 @@ def build_tiny_sentence_transformer(
 ):
     """A SentenceTransformer over :func:`build_tiny_transformer`, with the given pooling."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     path = build_tiny_transformer(folder, **kwargs)
     transformer = Transformer(str(path), max_seq_length=max_seq_length)

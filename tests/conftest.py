@@ -111,7 +111,7 @@ def echo_features(*tensors: Tensor) -> list[dict[str, Tensor]]:
 
 
 class FakeProcessGroup:
-    """Monkeypatch the gather helpers in ``st_contrast.losses.functional`` as if on ``rank`` of a group.
+    """Monkeypatch the gather helpers of ``st_contrast.losses.functional.distributed`` as if on ``rank`` of a group.
 
     ``others`` maps a rank to the tensors that rank would contribute, in call order; the local
     tensor is inserted at this rank's position (keeping its gradient), like the real gather.
@@ -119,12 +119,16 @@ class FakeProcessGroup:
 
     def __init__(self, monkeypatch, rank: int, world_size: int, others: dict[int, list[Tensor]]):
         from st_contrast.losses import functional
+        from st_contrast.losses.functional import distributed
 
         self.rank, self.world_size, self.others = rank, world_size, others
         self.calls = 0
-        monkeypatch.setattr(functional, "is_distributed", lambda: True)
-        monkeypatch.setattr(functional, "all_gather_with_grad", self.all_gather)
-        monkeypatch.setattr(functional, "local_offset", self.local_offset)
+        # the maths looks the helpers up on the `distributed` module at call time; the package's
+        # re-exports are patched too, for code that calls them through `functional`
+        for namespace in (distributed, functional):
+            monkeypatch.setattr(namespace, "is_distributed", lambda: True)
+            monkeypatch.setattr(namespace, "all_gather_with_grad", self.all_gather)
+            monkeypatch.setattr(namespace, "local_offset", self.local_offset)
 
     def all_gather(self, tensor: Tensor) -> Tensor:
         parts = []
@@ -145,6 +149,37 @@ def fake_process_group(monkeypatch):
         return FakeProcessGroup(monkeypatch, rank, world_size, others)
 
     return make
+
+
+class ForwardSpy:
+    """Records the ``input_ids`` of every forward call of ``model`` (its ``forward`` is wrapped for the test).
+
+    ``inputs`` holds a copy of each call's ids, ``sizes`` their batch sizes: the tests that check that a loss makes
+    one forward pass over a merged batch (or masks only some columns) read them.
+    """
+
+    def __init__(self, model, monkeypatch) -> None:
+        self.inputs: list[Tensor] = []
+        original = model.forward
+
+        def spy(features, **kwargs):
+            self.inputs.append(features["input_ids"].clone())
+            return original(features, **kwargs)
+
+        monkeypatch.setattr(model, "forward", spy)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [ids.shape[0] for ids in self.inputs]
+
+    def clear(self) -> None:
+        self.inputs.clear()
+
+
+@pytest.fixture
+def forward_spy(monkeypatch):
+    """Factory: ``spy = forward_spy(model)`` -> :class:`ForwardSpy` on ``model``."""
+    return lambda model: ForwardSpy(model, monkeypatch)
 
 
 SENTENCES = [

@@ -152,6 +152,7 @@ def cached_loss(
     devices: list[torch.device],
     aux_weight: float = 1.0,
     parts: dict[str, Tensor] | None = None,
+    loss_parameters: list[torch.nn.Parameter] | tuple[torch.nn.Parameter, ...] = (),
 ) -> Tensor:
     """Steps 1-3 in one call: the loss value, whose backward re-embeds and back-propagates by mini-batch.
 
@@ -162,6 +163,10 @@ def cached_loss(
     that carries the loss value; its backward hook does step 3. Without autograd (evaluation) the loss is
     computed from the step-1 outputs only. ``parts``, when given, receives the detached ``"embedding"``
     (``loss_fn``'s) and ``"aux"`` (weighted) terms.
+
+    ``loss_parameters`` are trainable parameters that ``loss_fn`` itself uses (a projection head owned by the
+    loss, applied inside its ``compute_loss_from_embeddings``): step 2 keeps the small graph from them to the
+    loss, and the backward gives them their gradient, times the upstream gradient, like every other weight.
     """
     embeddings, aux_total, states, ranges, widths = embed_without_grad(encode, features, mini_batch_size, devices)
     aux_value = aux_weight * aux_total if aux_total is not None else None
@@ -171,9 +176,10 @@ def cached_loss(
         return value + aux_value.to(value.dtype) if aux_value is not None else value
     autocast = AutocastState(devices)
     embeddings = embeddings.detach().requires_grad_(True)
+    own = [p for p in loss_parameters if p.requires_grad]
     with torch.enable_grad():
         value = loss_fn(embeddings)
-        (cache,) = torch.autograd.grad(value, embeddings)
+        (cache,) = torch.autograd.grad(value, embeddings, retain_graph=bool(own))
     _record(parts, value, aux_value)
     total = value.detach() + aux_value.to(value.dtype) if aux_value is not None else value.detach()
     result = total.requires_grad_(True)
@@ -181,6 +187,8 @@ def cached_loss(
 
     def replay_backward(upstream: Tensor) -> None:
         scale = upstream.detach()
+        if own:
+            torch.autograd.backward(value, scale.to(value.dtype), inputs=own)
         with torch.enable_grad(), autocast.replay():
             for (start, end), state, width in zip(ranges, states, widths):
                 with state.replay():

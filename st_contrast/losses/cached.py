@@ -12,13 +12,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from st_contrast.modeling import hf_encoder
+from st_contrast.modules.mlm import mask_tokens
+
+from ._checks import check_class_labels, check_no_labels, check_positive_int
+from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
-from .heads import hf_encoder, mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
-from .supcon import SupConLoss, Variant, check_class_labels
+from .supcon import SupConLoss, Variant
 
 _GRADCACHE_CITATION = """
 @inproceedings{gao2021gradcache,
@@ -46,13 +48,10 @@ def _devices(model: nn.Module) -> list[torch.device]:
     return list({p.device for p in model.parameters()})
 
 
-def _check_mini_batch_size(mini_batch_size: int) -> int:
-    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-    return mini_batch_size
-
-
 class CachedSimCSELoss(SimCSELoss):
+    config_keys = (*SimCSELoss.config_keys, "mini_batch_size")
+    CITATION = SimCSELoss.CITATION + _GRADCACHE_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -111,47 +110,37 @@ class CachedSimCSELoss(SimCSELoss):
             projection=projection,
             check_inputs=check_inputs,
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
-        embeddings = self.model(features)["sentence_embedding"]
-        if self.projection_head is not None:
-            embeddings = self.projection_head(embeddings)
-        return embeddings
+        return self.model(features)["sentence_embedding"]
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedSimCSELoss")
-        check_texts(self, sentence_features, "CachedSimCSELoss")
+        self.check_texts(sentence_features)
         columns = sentence_features * 2 if len(sentence_features) == 1 else sentence_features
         merged = _merged(columns, "CachedSimCSELoss")
         n_columns = len(columns)
         batch = count_rows(merged) // n_columns
-        self._check_batch_size(torch.empty(batch, 0))
 
         def loss_from_embeddings(embeddings: Tensor) -> Tensor:
-            parts = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
-            return functional.simcse_loss(
-                parts[0],
-                parts[1],
-                parts[2] if n_columns == 3 else None,
-                temperature=self.temperature,
-                hard_negative_weight=self.hard_negative_weight,
-                gather_across_devices=self.gather_across_devices,
+            # SimCSELoss's own maths: its projection head, batch-size check and warnings included
+            return self.compute_loss_from_embeddings(
+                list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
             )
 
+        head = [] if self.projection_head is None else list(self.projection_head.parameters())
         devices = _devices(self.model)
-        return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION
+        return cached_loss(
+            loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices, loss_parameters=head
+        )
 
 
 class CachedSupConLoss(SupConLoss):
+    config_keys = (*SupConLoss.config_keys, "mini_batch_size")
+    CITATION = SupConLoss.CITATION + _GRADCACHE_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -192,14 +181,14 @@ class CachedSupConLoss(SupConLoss):
         super().__init__(
             model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         return self.model(features)["sentence_embedding"]
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
-        check_texts(self, sentence_features, "CachedSupConLoss")
+        self.check_texts(sentence_features)
         columns = sentence_features * 2 if len(sentence_features) == 1 and self.dropout_views else sentence_features
         merged = _merged(columns, "CachedSupConLoss")
         n_columns = len(columns)
@@ -214,18 +203,14 @@ class CachedSupConLoss(SupConLoss):
         devices = _devices(self.model)
         return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION
-
 
 _MLM_LABELS = "st_contrast_mlm_labels"
 
 
 class CachedDeCLUTRLoss(DeCLUTRLoss):
+    config_keys = (*DeCLUTRLoss.config_keys, "mini_batch_size")
+    CITATION = DeCLUTRLoss.CITATION + _GRADCACHE_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -276,7 +261,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             return_components=False,
             check_inputs=check_inputs,
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor | tuple[Tensor, Tensor]:
         features = dict(features)
@@ -285,15 +270,14 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         embedding = output["sentence_embedding"]
         if mlm_labels is None:
             return embedding
-        picked = mlm_labels != -100
         weight = hf_encoder(self.model).get_input_embeddings().weight
-        logits = self.mlm_head(output["token_embeddings"][picked], weight)
-        return embedding, nn.functional.cross_entropy(logits.float(), mlm_labels[picked], reduction="sum")
+        # a chunk of positives has nothing masked: its summed term is a connected 0 (the batch is checked in forward)
+        return embedding, self.mlm_head.loss(output["token_embeddings"], mlm_labels, weight, "sum", loss_name=None)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedDeCLUTRLoss")
-        check_texts(self, sentence_features, "CachedDeCLUTRLoss")
+        self.check_texts(sentence_features)
         anchors = _merged(sentence_features[: self.num_anchors], "CachedDeCLUTRLoss")
         merged = _merged([anchors, *sentence_features[self.num_anchors :]], "CachedDeCLUTRLoss")
         anchor_rows = count_rows(anchors)
@@ -310,7 +294,10 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             mlm_labels[:anchor_rows, : anchor_labels.shape[1]] = anchor_labels
             merged = {**merged, "input_ids": input_ids, _MLM_LABELS: mlm_labels}
             # the MLM loss is the mean over the batch's masked tokens: each mini-batch adds its sum / count
-            aux_weight = self.mlm_weight / anchor_labels.ne(-100).sum().clamp(min=1)
+            count = anchor_labels.ne(-100).sum()
+            if not bool(count):
+                self.mlm_head.warn_nothing_masked("CachedDeCLUTRLoss")
+            aux_weight = self.mlm_weight / count.clamp(min=1)
         batch = anchor_rows // self.num_anchors
         n_columns = self.num_columns
 
@@ -328,10 +315,3 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         if "aux" in parts:
             self.last_components["mlm"] = parts["aux"]
         return value
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION

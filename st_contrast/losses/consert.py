@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import pooling_modes
 from st_contrast.views.embedding import (
     EmbeddingView,
     FeatureCutoff,
@@ -20,7 +21,10 @@ from st_contrast.views.embedding import (
 )
 
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from ._base import ContrastiveLoss
+from ._checks import check_no_labels, check_non_negative, check_temperature
+from ._common import merge_features
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +61,18 @@ def dropout_disabled(model: nn.Module) -> Iterator[None]:
             setattr(module, name, value)
 
 
-class ConSERTLoss(nn.Module):
+class ConSERTLoss(ContrastiveLoss):
+    config_keys = ("temperature", "disable_dropout", "contrastive_weight", "pooling", "gather_across_devices")
+    CITATION = """
+@inproceedings{yan2021consert,
+    title = "{C}on{SERT}: A Contrastive Framework for Self-Supervised Sentence Representation Transfer",
+    author = "Yan, Yuanmeng and Li, Rumei and Wang, Sirui and Zhang, Fuzheng and Wu, Wei and Xu, Weiran",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
+    year = "2021",
+    url = "https://arxiv.org/abs/2105.11741",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -150,8 +165,7 @@ class ConSERTLoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
                 trainer.train()
         """
-        super().__init__()
-        self.model = model
+        super().__init__(model, check_inputs)
         self.view1 = FeatureCutoff(0.2) if view1 is None else view1
         self.view2 = TokenShuffle() if view2 is None else view2
         for name, view in (("view1", self.view1), ("view2", self.view2)):
@@ -160,14 +174,9 @@ class ConSERTLoss(nn.Module):
                     f"{name} must be an embedding-level view from st_contrast.views (FeatureCutoff, TokenShuffle, "
                     f"TokenCutoff, EmbeddingDropout, SpanCutoff, Adversarial, NoAugmentation), got {view!r}"
                 )
-        self.temperature = functional.check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         self.disable_dropout = bool(disable_dropout)
-        try:
-            self.contrastive_weight = float(contrastive_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"contrastive_weight must be a number >= 0, got {contrastive_weight!r}") from None
-        if not 0.0 <= self.contrastive_weight < float("inf"):
-            raise ValueError(f"contrastive_weight must be a finite number >= 0, got {contrastive_weight!r}")
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
         if pooling not in ("model", "mean"):
             raise ValueError(
                 f"pooling must be 'model' (the model's own pooling) or 'mean' (the paper's), got {pooling!r}"
@@ -180,7 +189,6 @@ class ConSERTLoss(nn.Module):
             )
         self.joint_contrast = joint_contrast
         self.gather_across_devices = bool(gather_across_devices)
-        self.check_inputs = check_inputs
         if supervised_loss is not None:
             _check_supervised_loss(supervised_loss, model)
         elif any(view.needs_gradient for view in (self.view1, self.view2)):
@@ -191,14 +199,14 @@ class ConSERTLoss(nn.Module):
         self.supervised_loss = supervised_loss
         # fail now, not at the first batch, when the encoder cannot be hooked
         embeddings_module(model, need_position_ids=any(v.changes_positions for v in (self.view1, self.view2)))
-        model_pooling = _model_pooling_mode(model)
+        modes = pooling_modes(model)
+        model_pooling = "+".join(modes) if modes else None
         if pooling == "model" and model_pooling is not None and model_pooling != "mean":
             logger.info(
                 "ConSERTLoss trains the model's own %r pooling; the paper mean-pools the last layer "
                 "(build the model with mean pooling, or pass pooling='mean', for the paper's recipe)",
                 model_pooling,
             )
-        self._special_ids: list[int] | None = None
 
     # -----------------------------------------------------------------------------------------
     def forward(
@@ -213,7 +221,7 @@ class ConSERTLoss(nn.Module):
             raise ValueError(
                 "ConSERTLoss with a supervised_loss needs labels (e.g. NLI pairs with a 'label' column), got none"
             )
-        check_texts(self, sentence_features, "ConSERTLoss")
+        self.check_texts(sentence_features)
 
         if self.supervised_loss is None:
             _check_distinct_columns(sentence_features)
@@ -246,7 +254,7 @@ class ConSERTLoss(nn.Module):
         if len(embeddings) != 2:
             raise ValueError(f"ConSERTLoss needs 2 embedding tensors (one per view), got {len(embeddings)}")
         view_a, view_b = embeddings
-        if view_a.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
+        if view_a.shape[0] < 2 and not (self.gather_across_devices and distributed.is_distributed()):
             raise ValueError(
                 f"ConSERTLoss needs at least 2 sentences per batch (the other sentences are the negatives), got "
                 f"{view_a.shape[0]}. Use a larger batch size, or drop_last=True."
@@ -291,29 +299,14 @@ class ConSERTLoss(nn.Module):
         return supervised, [torch.zeros_like(c) if g is None else g.detach() for c, g in zip(captured, gradients)]
 
     def get_config_dict(self) -> dict[str, Any]:
+        supervised = None if self.supervised_loss is None else type(self.supervised_loss).__name__
         return {
             "view1": repr(self.view1),
             "view2": repr(self.view2),
-            "temperature": self.temperature,
-            "disable_dropout": self.disable_dropout,
-            "supervised_loss": None if self.supervised_loss is None else type(self.supervised_loss).__name__,
-            "contrastive_weight": self.contrastive_weight,
-            "pooling": self.pooling,
+            **super().get_config_dict(),
+            "supervised_loss": supervised,
             "joint_contrast": self.joint_contrast,
-            "gather_across_devices": self.gather_across_devices,
         }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{yan2021consert,
-    title = "{C}on{SERT}: A Contrastive Framework for Self-Supervised Sentence Representation Transfer",
-    author = "Yan, Yuanmeng and Li, Rumei and Wang, Sirui and Zhang, Fuzheng and Wu, Wei and Xu, Weiran",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
-    year = "2021",
-    url = "https://arxiv.org/abs/2105.11741",
-}
-"""
 
 
 @contextmanager
@@ -333,14 +326,6 @@ def _check_distinct_columns(sentence_features: Sequence[dict[str, Any]]) -> None
                 "sentence would be its own negative. ConSERT makes its two views itself: give it one column "
                 "(st_contrast.data.sentence_dataset, or InputExample(texts=[s]) for model.fit)"
             )
-
-
-def _model_pooling_mode(model: nn.Module) -> str | None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if isinstance(mode, str):
-            return mode
-    return None
 
 
 def _is_softmax_loss(loss: nn.Module) -> bool:

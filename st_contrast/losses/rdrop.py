@@ -5,21 +5,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_single_column, merge_features
-from .supcon import _non_negative, check_class_labels
+from ._base import ContrastiveLoss
+from ._checks import check_class_labels, check_non_negative, check_single_column
+from ._common import merge_features
 
 logger = logging.getLogger(__name__)
 
 CEOverPasses = Literal["mean", "sum"]
 
+RDROP_CITATION = """
+@inproceedings{liang2021rdrop,
+    title = "R-Drop: Regularized Dropout for Neural Networks",
+    author = "Liang, Xiaobo and Wu, Lijun and Li, Juntao and Wang, Yue and Meng, Qi and Qin, Tao and Chen, Wei and
+              Zhang, Min and Liu, Tie-Yan",
+    booktitle = "Advances in Neural Information Processing Systems",
+    year = "2021",
+    url = "https://arxiv.org/abs/2106.14448",
+}
+"""
 
-class RDropLoss(nn.Module):
+
+class RDropLoss(ContrastiveLoss):
+    config_keys = ("num_labels", "alpha", "ce_over_passes")
+    CITATION = RDROP_CITATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -82,21 +97,18 @@ class RDropLoss(nn.Module):
                 loss = RDropLoss(model, num_labels=150, alpha=1.0)
                 SentenceTransformerTrainer(model=model, train_dataset=train, loss=loss).train()
         """
-        super().__init__()
+        super().__init__(model, check_inputs)
         from st_contrast.modules.classifier import ensure_classifier_head
 
-        self.model = model
-        self.alpha = _non_negative(alpha, "alpha")
+        self.alpha = check_non_negative(alpha, "alpha")
         if ce_over_passes not in ("mean", "sum"):
             raise ValueError(f"ce_over_passes must be 'mean' (paper) or 'sum' (official code), got {ce_over_passes!r}")
         self.ce_over_passes = ce_over_passes
-        self.check_inputs = check_inputs
         self.head = ensure_classifier_head(model, num_labels, dropout=classifier_dropout, labels=label_names)
         self.num_labels = self.head.num_labels
         if self.alpha > 0 and not any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
             if not _has_config_dropout(model):
                 logger.warning("RDropLoss: the model has no dropout, so both passes agree and the KL term is always 0")
-        self._special_ids: list[int] | None = None
 
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
@@ -118,13 +130,6 @@ class RDropLoss(nn.Module):
         kl = functional.symmetric_kl(logits_p, logits_q, reduction="mean")
         return {"ce": ce, "rdrop": self.alpha * kl}
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {"num_labels": self.num_labels, "alpha": self.alpha, "ce_over_passes": self.ce_over_passes}
-
-    @property
-    def citation(self) -> str:
-        return RDROP_CITATION
-
 
 def _has_config_dropout(model: nn.Module) -> bool:
     for module in model.modules():
@@ -134,15 +139,3 @@ def _has_config_dropout(model: nn.Module) -> bool:
             if isinstance(value, float) and value > 0:
                 return True
     return False
-
-
-RDROP_CITATION = """
-@inproceedings{liang2021rdrop,
-    title = "R-Drop: Regularized Dropout for Neural Networks",
-    author = "Liang, Xiaobo and Wu, Lijun and Li, Juntao and Wang, Yue and Meng, Qi and Qin, Tao and Chen, Wei and
-              Zhang, Min and Liu, Tie-Yan",
-    booktitle = "Advances in Neural Information Processing Systems",
-    year = "2021",
-    url = "https://arxiv.org/abs/2106.14448",
-}
-"""

@@ -11,9 +11,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, pooling_modes
+
 from . import functional
-from ._common import check_no_labels, check_texts
-from .heads import hf_encoder
+from ._base import ContrastiveLoss
+from ._checks import (
+    check_bool,
+    check_no_labels,
+    check_non_negative,
+    check_positive_int,
+    check_temperature,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +50,29 @@ class SelfGuidedProjection(nn.Sequential):
             nn.init.zeros_(layer.bias)
 
 
-class SelfGuidedContrastiveLoss(nn.Module):
+class SelfGuidedContrastiveLoss(ContrastiveLoss):
+    config_keys = (
+        "temperature",
+        "regularization_weight",
+        "projection_dim",
+        "guide_pooling",
+        "guide_layers",
+        "objective",
+        "freeze_embeddings",
+        "guide_dropout",
+    )
+    CITATION = """
+@inproceedings{kim2021selfguided,
+    title = "Self-Guided Contrastive Learning for {BERT} Sentence Representations",
+    author = "Kim, Taeuk and Yoo, Kang Min and Lee, Sang-goo",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the
+                 11th International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
+    year = "2021",
+    pages = "2528--2540",
+    url = "https://arxiv.org/abs/2106.07345",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -131,7 +161,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
                 trainer.train()
         """
-        super().__init__()
+        super().__init__(model)
         try:
             encoder = hf_encoder(model)
         except ValueError:
@@ -140,20 +170,17 @@ class SelfGuidedContrastiveLoss(nn.Module):
                 f"a Transformer with an `auto_model`), because the guide is a frozen copy of that encoder; got "
                 f"{type(model).__name__}."
             ) from None
-        self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        self.regularization_weight = _check_weight(regularization_weight)
-        if isinstance(projection_dim, bool) or not isinstance(projection_dim, int) or projection_dim <= 0:
-            raise ValueError(f"projection_dim must be a positive integer, got {projection_dim!r}")
-        self.projection_dim = projection_dim
+        self.temperature = check_temperature(temperature)
+        self.regularization_weight = check_non_negative(regularization_weight, "regularization_weight")
+        self.projection_dim = check_positive_int(projection_dim, "projection_dim")
         if guide_pooling not in ("mean", "max", "cls"):
             raise ValueError(f"guide_pooling must be 'mean', 'max' or 'cls', got {guide_pooling!r}")
         self.guide_pooling = guide_pooling
         if objective not in ("sg-opt", "sg"):
             raise ValueError(f"objective must be 'sg-opt' or 'sg', got {objective!r}")
         self.objective = objective
-        self.freeze_embeddings = _check_bool(freeze_embeddings, "freeze_embeddings")
-        self.guide_dropout = _check_bool(guide_dropout, "guide_dropout")
+        self.freeze_embeddings = check_bool(freeze_embeddings, "freeze_embeddings")
+        self.guide_dropout = check_bool(guide_dropout, "guide_dropout")
         num_hidden_states = _num_hidden_layers(encoder) + 1
         self.guide_layers: list[int] | None = _check_layers(guide_layers, num_hidden_states)
 
@@ -180,7 +207,6 @@ class SelfGuidedContrastiveLoss(nn.Module):
         )
         reference = next(encoder.parameters())
         self.projection_head.to(reference.device)
-        self._special_ids: list[int] | None = None
         _warn_if_not_cls_pooling(model)
 
     @property
@@ -200,7 +226,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
             )
         check_no_labels(labels, "SelfGuidedContrastiveLoss")
         features = sentence_features[0]
-        check_texts(self, sentence_features, "SelfGuidedContrastiveLoss")
+        self.check_texts(sentence_features)
         size = features["input_ids"].shape[0]
         if size < 2:
             raise ValueError(
@@ -278,32 +304,6 @@ class SelfGuidedContrastiveLoss(nn.Module):
         if head_parameter.device != reference.device:
             self.projection_head.to(reference.device)
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "regularization_weight": self.regularization_weight,
-            "projection_dim": self.projection_dim,
-            "guide_pooling": self.guide_pooling,
-            "guide_layers": self.guide_layers,
-            "objective": self.objective,
-            "freeze_embeddings": self.freeze_embeddings,
-            "guide_dropout": self.guide_dropout,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{kim2021selfguided,
-    title = "Self-Guided Contrastive Learning for {BERT} Sentence Representations",
-    author = "Kim, Taeuk and Yoo, Kang Min and Lee, Sang-goo",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics and the
-                 11th International Joint Conference on Natural Language Processing (Volume 1: Long Papers)",
-    year = "2021",
-    pages = "2528--2540",
-    url = "https://arxiv.org/abs/2106.07345",
-}
-"""
-
 
 def _first_token(output: dict[str, Any]) -> Tensor:
     """The last layer's first real token ([CLS]) of each sentence, from a SentenceTransformer forward."""
@@ -351,31 +351,11 @@ def _check_layers(guide_layers: Sequence[int] | None, num_hidden_states: int) ->
     return normalised
 
 
-def _check_weight(value: float) -> float:
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"regularization_weight must be a number >= 0, got {value!r}") from None
-    if not weight >= 0 or weight == float("inf"):
-        raise ValueError(f"regularization_weight must be >= 0 and finite, got {value!r}")
-    return weight
-
-
-def _check_bool(value: bool, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def _warn_if_not_cls_pooling(model: nn.Module) -> None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if mode is None:
-            continue
-        if mode != "cls" and mode != ("cls",):
-            logger.warning(
-                "SelfGuidedContrastiveLoss trains the [CLS] vector, but the model pools with %r: the embeddings it "
-                "produces are not the ones trained. Use Pooling(..., pooling_mode='cls') as in the paper.",
-                mode,
-            )
-        return
+    modes = pooling_modes(model)
+    if modes is not None and modes != ("cls",):
+        logger.warning(
+            "SelfGuidedContrastiveLoss trains the [CLS] vector, but the model pools with %r: the embeddings it "
+            "produces are not the ones trained. Use Pooling(..., pooling_mode='cls') as in the paper.",
+            modes[0] if len(modes) == 1 else modes,
+        )

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import embedding_dimension, initializer_range, model_device
+
 from . import functional
-from ._common import check_no_labels, check_texts, embed_merged
+from ._base import ContrastiveLoss
+from ._checks import check_no_labels, check_number, check_temperature
+from ._common import embed_merged
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +38,18 @@ class SimCSEProjection(nn.Module):
         return self.activation(self.dense(embeddings))
 
 
-class SimCSELoss(nn.Module):
+class SimCSELoss(ContrastiveLoss):
+    config_keys = ("temperature", "hard_negative_weight", "gather_across_devices", "projection")
+    CITATION = """
+@inproceedings{gao2021simcse,
+    title = "{S}im{CSE}: Simple Contrastive Learning of Sentence Embeddings",
+    author = "Gao, Tianyu and Yao, Xingcheng and Chen, Danqi",
+    booktitle = "Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing",
+    year = "2021",
+    url = "https://arxiv.org/abs/2104.08821",
+}
+"""
+
     def __init__(
         self,
         model: nn.Module,
@@ -106,32 +121,26 @@ class SimCSELoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=sentence_dataset(sentences), loss=loss)
                 trainer.train()
         """
-        super().__init__()
-        self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        try:
-            self.hard_negative_weight = float(hard_negative_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"hard_negative_weight must be a number, got {hard_negative_weight!r}") from None
-        if self.hard_negative_weight != self.hard_negative_weight:
-            raise ValueError("hard_negative_weight must be a number, got NaN")
+        super().__init__(model, check_inputs)
+        self.temperature = check_temperature(temperature)
+        self.hard_negative_weight = check_number(hard_negative_weight, "hard_negative_weight")
         self.gather_across_devices = bool(gather_across_devices)
         if projection not in ("none", "mlp", "model"):
             raise ValueError(f"projection must be 'none', 'mlp' or 'model', got {projection!r}")
         self.projection = projection
-        self.check_inputs = check_inputs
         self.projection_head: SimCSEProjection | None = None
         if projection != "none":
-            dim = _embedding_dim(model)
-            init_std = _initializer_range(model)
+            dim = embedding_dimension(model)
+            if dim is None:
+                raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
+            init_std = initializer_range(model)
             if projection == "mlp":
                 self.projection_head = SimCSEProjection(dim, init_std)
-                device = _model_device(model)
+                device = model_device(model)
                 if device is not None:
                     self.projection_head.to(device)
             else:
                 _append_dense_head(model, dim, init_std)
-        self._special_ids: list[int] | None = None
         self._warned_unused_weight = False
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -141,7 +150,7 @@ class SimCSELoss(nn.Module):
             "SimCSELoss",
             "for NLI data, build (premise, entailment, contradiction) triplets with st_contrast.data.nli_triplets",
         )
-        check_texts(self, sentence_features, "SimCSELoss")
+        self.check_texts(sentence_features)
         repeat = 2 if len(sentence_features) == 1 else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)
@@ -178,62 +187,16 @@ class SimCSELoss(nn.Module):
 
     def _check_batch_size(self, anchors: Tensor) -> None:
         size = anchors.shape[0]
-        if size >= 2 or (self.gather_across_devices and functional.is_distributed()):
+        if size >= 2 or (self.gather_across_devices and distributed.is_distributed()):
             return
         raise ValueError(
             f"SimCSELoss needs at least 2 examples per batch (the other examples are the negatives), got a batch of "
             f"{size}. Use a larger batch size, or drop_last=True so the last batch is not a single example."
         )
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "hard_negative_weight": self.hard_negative_weight,
-            "gather_across_devices": self.gather_across_devices,
-            "projection": self.projection,
-        }
-
-    @property
-    def citation(self) -> str:
-        return """
-@inproceedings{gao2021simcse,
-    title = "{S}im{CSE}: Simple Contrastive Learning of Sentence Embeddings",
-    author = "Gao, Tianyu and Yao, Xingcheng and Chen, Danqi",
-    booktitle = "Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing",
-    year = "2021",
-    url = "https://arxiv.org/abs/2104.08821",
-}
-"""
-
-
-def _embedding_dim(model: nn.Module) -> int:
-    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
-        getter = getattr(model, name, None)
-        if callable(getter):
-            dim = getter()
-            if dim:
-                return int(dim)
-    raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
-
-
-def _initializer_range(model: nn.Module) -> float:
-    for module in model.modules():
-        config = getattr(module, "config", None)
-        value = getattr(config, "initializer_range", None)
-        if isinstance(value, float):
-            return value
-    return 0.02
-
-
-def _model_device(model: nn.Module) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return None
-
 
 def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
-    from sentence_transformers.models import Dense
+    from sentence_transformers.base.modules import Dense
 
     last = list(model.children())[-1] if len(list(model.children())) else None
     if isinstance(last, Dense) and isinstance(getattr(last, "activation_function", None), nn.Tanh):
@@ -243,5 +206,5 @@ def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
     head = Dense(dim, dim, activation_function=nn.Tanh())
     nn.init.normal_(head.linear.weight, std=init_std)
     nn.init.zeros_(head.linear.bias)
-    device = _model_device(model)
+    device = model_device(model)
     model.append(head.to(device) if device is not None else head)

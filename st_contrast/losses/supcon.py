@@ -13,8 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder
+
 from . import functional
-from ._common import check_single_column, check_texts, embed_merged, merge_features
+from ._base import ContrastiveLoss
+from ._checks import check_class_labels, check_non_negative, check_single_column, check_temperature
+from ._common import embed_merged, merge_features
+from .rdrop import RDROP_CITATION
 
 logger = logging.getLogger(__name__)
 
@@ -22,51 +27,33 @@ Variant = Literal["khosla", "zeng"]
 Stage = Literal["joint", "contrastive", "classification"]
 STAGES = ("joint", "contrastive", "classification")
 
+_KHOSLA_CITATION = """
+@inproceedings{khosla2020supcon,
+    title = "Supervised Contrastive Learning",
+    author = "Khosla, Prannay and Teterwak, Piotr and Wang, Chen and Sarna, Aaron and Tian, Yonglong and
+              Isola, Phillip and Maschinot, Aaron and Liu, Ce and Krishnan, Dilip",
+    booktitle = "Advances in Neural Information Processing Systems",
+    year = "2020",
+    url = "https://arxiv.org/abs/2004.11362",
+}
+"""
 
-def check_class_labels(
-    labels: Tensor | None,
-    batch_size: int,
-    loss_name: str,
-    num_labels: int | None = None,
-    need_two_classes: bool = False,
-) -> Tensor:
-    """Validate a batch's class labels and return them as a ``long`` tensor; raise a full-sentence error.
-
-    Checks: present, one per example, integer-valued, in ``[0, num_labels)`` when ``num_labels`` is given,
-    and (``need_two_classes``) at least two distinct classes, since a batch of one class has no negatives.
-    """
-    if labels is None or not isinstance(labels, Tensor) or labels.numel() == 0:
-        raise ValueError(
-            f"{loss_name} needs integer class labels, but the batch has none. Give the dataset a 'label' column "
-            "(class ids 0..num_labels-1), or set InputExample(label=...) for model.fit."
-        )
-    labels = labels.reshape(-1)
-    if labels.shape[0] != batch_size:
-        raise ValueError(f"{loss_name} got {labels.shape[0]} labels for a batch of {batch_size} examples; need 1 each")
-    if labels.is_floating_point():
-        if not bool(torch.all(labels == labels.round())):
-            raise ValueError(
-                f"{loss_name} needs integer class ids as labels, got non-integer values such as "
-                f"{labels[labels != labels.round()][0].item()!r}. Map class names to ids 0..num_labels-1 first."
-            )
-    labels = labels.long()
-    if num_labels is not None:
-        bad = (labels < 0) | (labels >= num_labels)
-        if bool(bad.any()):
-            raise ValueError(
-                f"{loss_name} was built for num_labels={num_labels} classes (ids 0..{num_labels - 1}), but the batch "
-                f"has label {int(labels[bad][0])}. Check the label mapping, or build the loss with more classes."
-            )
-    if need_two_classes and batch_size > 1 and bool(torch.all(labels == labels[0])):
-        raise ValueError(
-            f"{loss_name}: all {batch_size} examples of the batch have the same label ({int(labels[0])}), so the "
-            "contrastive term has no negatives. Shuffle the training data and use a batch size larger than the "
-            "largest run of one class (or sentence-transformers' batch_sampler='group_by_label' with several classes)."
-        )
-    return labels
+_ZENG_CITATION = """
+@inproceedings{zeng2021modeling,
+    title = "Modeling Discriminative Representations for Out-of-Domain Detection with Supervised Contrastive Learning",
+    author = "Zeng, Zhiyuan and He, Keqing and Yan, Yuanmeng and Liu, Zijun and Wu, Yanan and Xu, Hong and
+              Jiang, Huixing and Xu, Weiran",
+    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
+    year = "2021",
+    url = "https://arxiv.org/abs/2105.14289",
+}
+"""
 
 
-class SupConLoss(nn.Module):
+class SupConLoss(ContrastiveLoss):
+    CITATION = _KHOSLA_CITATION + _ZENG_CITATION
+    config_keys = ("temperature", "variant", "dropout_views")
+
     def __init__(
         self,
         model: nn.Module,
@@ -133,22 +120,19 @@ class SupConLoss(nn.Module):
                 trainer = SentenceTransformerTrainer(model=model, train_dataset=train, loss=SupConLoss(model))
                 trainer.train()
         """
-        super().__init__()
-        self.model = model
-        self.temperature = functional.check_temperature(temperature)
+        super().__init__(model, check_inputs)
+        self.temperature = check_temperature(temperature)
         if variant not in ("khosla", "zeng"):
             raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
         self.variant = variant
         self.dropout_views = bool(dropout_views)
-        self.check_inputs = check_inputs
         self.skipped_anchors = 0
         self.total_anchors = 0
-        self._special_ids: list[int] | None = None
         self._warned_skip = False
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
-        check_texts(self, sentence_features, "SupConLoss")
+        self.check_texts(sentence_features)
         repeat = 2 if len(sentence_features) == 1 and self.dropout_views else 1
         embeddings = embed_merged(self.model, sentence_features, repeat=repeat)
         return self.compute_loss_from_embeddings(embeddings, labels)
@@ -205,13 +189,6 @@ class SupConLoss(nn.Module):
             )
             self._warned_skip = True
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "variant": self.variant, "dropout_views": self.dropout_views}
-
-    @property
-    def citation(self) -> str:
-        return _KHOSLA_CITATION + _ZENG_CITATION
-
 
 def fgm_perturbation(gradient: Tensor, epsilon: float, eps: float = 1e-10) -> Tensor:
     """FGM (Miyato et al., 2017) as used by Zeng et al. (2021): ``ε · g / ‖g‖₂``, normalised per token.
@@ -254,7 +231,19 @@ class _WordEmbeddingTap:
             handle.remove()
 
 
-class SupConOODLoss(nn.Module):
+class SupConOODLoss(ContrastiveLoss):
+    CITATION = _ZENG_CITATION + _KHOSLA_CITATION
+    config_keys = (
+        "num_labels",
+        "temperature",
+        "scl_weight",
+        "ce_weight",
+        "adversarial_epsilon",
+        "rdrop_alpha",
+        "variant",
+        "stage",
+    )
+
     def __init__(
         self,
         model: nn.Module,
@@ -336,17 +325,14 @@ class SupConOODLoss(nn.Module):
                 loss = SupConOODLoss(model, num_labels=len(clinc.label_names), label_names=clinc.label_names)
                 SentenceTransformerTrainer(model=model, train_dataset=clinc.dataset("train"), loss=loss).train()
         """
-        super().__init__()
+        super().__init__(model, check_inputs)
         from st_contrast.modules.classifier import ensure_classifier_head
 
-        from .heads import hf_encoder
-
-        self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        self.scl_weight = _non_negative(scl_weight, "scl_weight")
-        self.ce_weight = _non_negative(ce_weight, "ce_weight")
-        self.adversarial_epsilon = _non_negative(adversarial_epsilon, "adversarial_epsilon")
-        self.rdrop_alpha = _non_negative(rdrop_alpha, "rdrop_alpha")
+        self.temperature = check_temperature(temperature)
+        self.scl_weight = check_non_negative(scl_weight, "scl_weight")
+        self.ce_weight = check_non_negative(ce_weight, "ce_weight")
+        self.adversarial_epsilon = check_non_negative(adversarial_epsilon, "adversarial_epsilon")
+        self.rdrop_alpha = check_non_negative(rdrop_alpha, "rdrop_alpha")
         if self.scl_weight == 0 and self.ce_weight == 0:
             raise ValueError("scl_weight and ce_weight are both 0, so there is nothing to train; set one above 0")
         if variant not in ("khosla", "zeng"):
@@ -354,11 +340,9 @@ class SupConOODLoss(nn.Module):
         self.variant = variant
         self.stage: Stage = "joint"
         self.set_stage(stage)
-        self.check_inputs = check_inputs
         self.head = ensure_classifier_head(model, num_labels, dropout=classifier_dropout, labels=label_names)
         self.num_labels = self.head.num_labels
         self._tap = _WordEmbeddingTap(hf_encoder(model).get_input_embeddings())
-        self._special_ids: list[int] | None = None
 
     def set_stage(self, stage: Stage) -> None:
         """Switch between ``"joint"``, ``"contrastive"`` (stage 1 of the paper) and ``"classification"`` (stage 2)."""
@@ -439,56 +423,9 @@ class SupConOODLoss(nn.Module):
         with self._tap.perturb(delta):
             return self.model(dict(features))["sentence_embedding"]
 
-    def get_config_dict(self) -> dict[str, Any]:
-        return {
-            "num_labels": self.num_labels,
-            "temperature": self.temperature,
-            "scl_weight": self.scl_weight,
-            "ce_weight": self.ce_weight,
-            "adversarial_epsilon": self.adversarial_epsilon,
-            "rdrop_alpha": self.rdrop_alpha,
-            "variant": self.variant,
-            "stage": self.stage,
-        }
-
     @property
     def citation(self) -> str:
-        citation = _ZENG_CITATION + _KHOSLA_CITATION
+        citation = self.CITATION
         if self.rdrop_alpha > 0:
-            from .rdrop import RDROP_CITATION
-
             citation += RDROP_CITATION
         return citation
-
-
-def _non_negative(value: float, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return number
-
-
-_KHOSLA_CITATION = """
-@inproceedings{khosla2020supcon,
-    title = "Supervised Contrastive Learning",
-    author = "Khosla, Prannay and Teterwak, Piotr and Wang, Chen and Sarna, Aaron and Tian, Yonglong and
-              Isola, Phillip and Maschinot, Aaron and Liu, Ce and Krishnan, Dilip",
-    booktitle = "Advances in Neural Information Processing Systems",
-    year = "2020",
-    url = "https://arxiv.org/abs/2004.11362",
-}
-"""
-
-_ZENG_CITATION = """
-@inproceedings{zeng2021modeling,
-    title = "Modeling Discriminative Representations for Out-of-Domain Detection with Supervised Contrastive Learning",
-    author = "Zeng, Zhiyuan and He, Keqing and Yan, Yuanmeng and Liu, Zijun and Wu, Yanan and Xu, Hong and
-              Jiang, Huixing and Xu, Weiran",
-    booktitle = "Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics",
-    year = "2021",
-    url = "https://arxiv.org/abs/2105.14289",
-}
-"""

@@ -9,10 +9,7 @@ try:
 except ImportError:  # pragma: no cover - Python < 3.11
     from typing_extensions import Self
 
-try:  # sentence-transformers >= 6
-    from sentence_transformers.base.modules.module import Module
-except ImportError:  # pragma: no cover - sentence-transformers 5.x
-    from sentence_transformers.models import Module
+from sentence_transformers.base.modules import Module
 
 
 class ConfigModule(Module):

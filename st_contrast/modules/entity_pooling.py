@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from st_contrast.losses._checks import check_positive_int
+
 from ._base import ConfigModule
 
 #: head start, head end, tail start, tail end
@@ -47,8 +49,7 @@ class EntityMarkerPooling(ConfigModule):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if int(embedding_dimension) <= 0:
-            raise ValueError(f"embedding_dimension must be a positive integer, got {embedding_dimension!r}")
+        check_positive_int(embedding_dimension, "embedding_dimension")
         if len(marker_ids) != 4 or len(markers) != 4:
             raise ValueError(
                 "EntityMarkerPooling needs 4 marker ids and 4 marker strings (head start, head end, tail start, "
@@ -152,7 +153,7 @@ def build_relation_encoder(
         tokens and the resized embedding matrix are saved with ``model.save(...)`` and come back on loading.
     """
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Transformer
+    from sentence_transformers.base.modules import Transformer
 
     if isinstance(model_name_or_path, nn.Module):
         first = next(iter(model_name_or_path.children()), None) if hasattr(model_name_or_path, "children") else None

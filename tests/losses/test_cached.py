@@ -90,18 +90,11 @@ def test_dropout_masks_are_replayed_in_the_second_pass(tiny_model, sentences):
     ), "dropout must be active, or this test proves nothing"
 
 
-def test_memory_is_bounded_by_the_mini_batch(tiny_model, sentences):
+def test_memory_is_bounded_by_the_mini_batch(tiny_model, sentences, forward_spy):
     loss = CachedSimCSELoss(tiny_model, mini_batch_size=4)
-    sizes = []
-    forward = tiny_model.forward
-
-    def spy(features, **kwargs):
-        sizes.append(features["input_ids"].shape[0])
-        return forward(features, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     loss(_columns(tiny_model, sentences, 3), None).backward()
-    assert sizes and max(sizes) <= 4 and sum(sizes) == 2 * 3 * len(sentences)
+    assert spy.sizes and max(spy.sizes) <= 4 and sum(spy.sizes) == 2 * 3 * len(sentences)
 
 
 def test_upstream_gradient_scales_the_cached_gradients(tiny_model, sentences):
@@ -379,3 +372,36 @@ def test_cached_declutr_gather_matches_uncached_with_fake_group(echo_model, fake
         lambda: run(CachedDeCLUTRLoss(echo_model, mlm_weight=0.0, gather_across_devices=True, mini_batch_size=5)),
         cols,
     )
+
+
+def test_cached_simcse_uses_simcse_compute_with_its_projection_head_and_warning(tiny_model, sentences, caplog):
+    """The cached loss calls SimCSELoss.compute_loss_from_embeddings: the projection head trains (exactly, with the
+    upstream gradient applied) and the parent's warning about an unused hard_negative_weight is kept."""
+    import logging
+
+    tiny_model.eval()
+    features = _columns(tiny_model, sentences, 2)
+
+    def run(loss):
+        torch.manual_seed(0)
+        loss.zero_grad(set_to_none=True)
+        value = loss([dict(f) for f in features], None)
+        (2.5 * value).backward()  # a non-unit upstream gradient, like loss scaling or accumulation
+        return value.detach(), {n: p.grad.clone() for n, p in loss.named_parameters() if p.grad is not None}
+
+    reference_loss = SimCSELoss(tiny_model, projection="mlp", hard_negative_weight=1.0)
+    with caplog.at_level(logging.WARNING, logger="st_contrast.losses.simcse"):
+        cached_loss = CachedSimCSELoss(tiny_model, projection="mlp", hard_negative_weight=1.0, mini_batch_size=3)
+        cached_loss.projection_head.load_state_dict(reference_loss.projection_head.state_dict())
+        reference, cached = run(reference_loss), run(cached_loss)
+    torch.testing.assert_close(cached[0], reference[0], atol=1e-5, rtol=1e-5)
+    assert {n for n in reference[1] if n.startswith("projection_head.")} == {
+        "projection_head.dense.weight",
+        "projection_head.dense.bias",
+    }
+    assert set(cached[1]) == set(reference[1])
+    for name, grad in reference[1].items():
+        assert grad.abs().sum() > 0, name
+        torch.testing.assert_close(cached[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    warnings = [r for r in caplog.records if "hard_negative_weight has no effect" in r.getMessage()]
+    assert len(warnings) == 2, "both the uncached and the cached loss warn once"

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from st_contrast.losses import CLINELoss
-from st_contrast.losses import functional as F_
-from st_contrast.losses.cline import IGNORE, TokenAligner
+from st_contrast.views.alignment import IGNORE
 from tests.conftest import echo_features
 
 ORIGINAL = ["a man is playing a guitar", "the cat sat on the mat", "two children play football in the park"]
@@ -85,15 +84,6 @@ def test_official_contrast_and_uncertainty_weights_match_reference(echo_model):
     torch.testing.assert_close(
         out["contrastive"].double(), torch.tensor(math.exp(0.7) * 2.0 * base, dtype=torch.float64)
     )
-
-
-def test_uncertainty_weighted_terms_function():
-    losses = [torch.tensor(2.0), torch.tensor(3.0)]
-    log_vars = torch.tensor([0.5, -1.0, 9.0])
-    terms = F_.uncertainty_weighted_terms(losses, log_vars)
-    torch.testing.assert_close(torch.stack(terms), torch.tensor([math.exp(-0.5) * 2 + 0.5, math.exp(1.0) * 3]))
-    with pytest.raises(ValueError, match="log-variances"):
-        F_.uncertainty_weighted_terms(losses * 2, log_vars)
 
 
 @pytest.mark.parametrize("objective", ["paper", "official"])
@@ -178,59 +168,20 @@ def test_rtd_labels_exact_on_hand_made_multi_piece_words(tiny_model):
     assert ant3[0][: int(feats[2]["attention_mask"][0].sum())].tolist() == expected(antonym[0], {"stood", "rug"}, 2)
 
 
-class _BPETokenizer:
-    """Byte-level-BPE-style vocabulary (word starts marked with Ġ) for the aligner."""
-
-    vocab = ["<s>", "</s>", "<pad>", "<unk>", "Ġthe", "Ġcat", "Ġfel", "ine", "Ġsat", ",", "Ġdog", "s", "the"]
-    all_special_ids = [0, 1, 2, 3]
-    unk_token_id = 3
-
-    def __len__(self):
-        return len(self.vocab)
-
-    def convert_ids_to_tokens(self, ids):
-        return [self.vocab[i] for i in ids]
-
-
-def test_aligner_handles_bpe_word_start_markers():
-    aligner = TokenAligner(_BPETokenizer())
-    assert aligner.scheme == "Ġ"
-    # <s> the cat sat , </s>   ->   <s> the fel ine sat , </s>
-    original = [0, 12, 5, 8, 9, 1]
-    rewrite = [0, 12, 6, 7, 8, 9, 1]
-    assert aligner.replaced(original, rewrite) == [IGNORE, 0, 1, 1, 0, 0, IGNORE]
-    # "dog" -> "dogs": the word differs, so both of its pieces count as replaced
-    assert aligner.replaced([0, 4, 10, 1], [0, 4, 10, 11, 1], value=2) == [IGNORE, 0, 2, 2, IGNORE]
-
-
-def test_identical_rewrite_has_no_replaced_token(tiny_model):
-    aligner = TokenAligner(tiny_model.tokenizer)
-    ids = tiny_model.tokenizer("the cat sat on the mat")["input_ids"]
-    labels = aligner.replaced(ids, ids)
-    assert labels[0] == IGNORE and labels[-1] == IGNORE and set(labels[1:-1]) == {0}
-
-
 # --- the full loss on a real (tiny) encoder -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("objective", ["paper", "official"])
-def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, objective):
+def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, objective, forward_spy):
     loss = CLINELoss(tiny_model, objective=objective)
-    seen = []
-    original_forward = tiny_model.forward
-
-    def spy(feats, **kwargs):
-        seen.append(feats["input_ids"].clone())
-        return original_forward(feats, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     feats = features(tiny_model)
     out = loss(feats, None)
     assert set(out) == {"mlm", "rtd", "contrastive"}
-    assert len(seen) == 1 and seen[0].shape[0] == 3 * len(ORIGINAL), "one pass over [x; x_syn; x_ant]"
+    assert len(spy.inputs) == 1 and spy.inputs[0].shape[0] == 3 * len(ORIGINAL), "one pass over [x; x_syn; x_ant]"
     mask_id = tiny_model.tokenizer.mask_token_id
-    assert (seen[0][: len(ORIGINAL)] == mask_id).any(), "the original is masked for MLM"
-    assert not (seen[0][len(ORIGINAL) :] == mask_id).any(), "the rewrites are not masked"
+    assert (spy.inputs[0][: len(ORIGINAL)] == mask_id).any(), "the original is masked for MLM"
+    assert not (spy.inputs[0][len(ORIGINAL) :] == mask_id).any(), "the rewrites are not masked"
     total = torch.stack(list(out.values())).sum()
     total.backward()
     assert tiny_model[0].auto_model.embeddings.word_embeddings.weight.grad.abs().sum() > 0
@@ -240,21 +191,14 @@ def test_one_forward_over_three_columns_and_gradients_everywhere(tiny_model, obj
         assert loss.log_vars.grad.abs().sum() > 0
 
 
-def test_without_mlm_nothing_is_masked(tiny_model):
+def test_without_mlm_nothing_is_masked(tiny_model, forward_spy):
     loss = CLINELoss(tiny_model, mlm_weight=0)
     assert loss.mlm_head is None
-    seen = []
-    original_forward = tiny_model.forward
-
-    def spy(feats, **kwargs):
-        seen.append(feats["input_ids"].clone())
-        return original_forward(feats, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     feats = features(tiny_model)
     out = loss(feats, None)
     assert set(out) == {"rtd", "contrastive"}
-    assert torch.equal(seen[0][: len(ORIGINAL), : feats[0]["input_ids"].shape[1]], feats[0]["input_ids"])
+    assert torch.equal(spy.inputs[0][: len(ORIGINAL), : feats[0]["input_ids"].shape[1]], feats[0]["input_ids"])
 
 
 def test_roberta_architecture_runs(tiny_roberta):
@@ -289,7 +233,8 @@ def test_trainer_two_steps_on_a_triple_dataset(tiny_model, tmp_path):
 
 def test_pretrained_mlm_head_weights_are_loaded(tiny_transformer_dir):
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     transformer = Transformer(str(tiny_transformer_dir))
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension())], device="cpu")
@@ -365,3 +310,16 @@ def test_docs_give_the_official_training_settings_and_switches():
         assert fact in section, fact
     for switch in ('rtd_labels="content"', 'recipe="official"', "indirect_antonyms=True"):
         assert switch in page, switch
+
+
+def test_nothing_to_mask_gives_a_zero_mlm_term(tiny_model, caplog):
+    import logging
+
+    loss = CLINELoss(tiny_model, check_inputs=False)
+    feats = features(tiny_model, (["", ""], SYNONYM[:2], ANTONYM[:2]))  # an empty original: only special tokens
+    with caplog.at_level(logging.WARNING, logger="st_contrast.modules.mlm"):
+        out = loss(feats, None)
+    assert out["mlm"].item() == 0.0 and all(bool(torch.isfinite(v)) for v in out.values())
+    sum(out.values()).backward()
+    assert torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
+    assert any("CLINELoss" in r.getMessage() for r in caplog.records)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
@@ -20,66 +19,7 @@ from st_contrast.views import (
     TokenShuffle,
 )
 from st_contrast.views.embedding import capture_embedding_output
-
-
-def reference_consert(a, b, tau):
-    """ConSERT's NT-Xent as plain loops: for each view, CE over [other view (all), same view (others)]; summed."""
-
-    def cos(x, y):
-        return float(torch.dot(x, y) / (x.norm() * y.norm()))
-
-    def direction(q, k):
-        n = q.shape[0]
-        total = 0.0
-        for i in range(n):
-            numerator = math.exp(cos(q[i], k[i]) / tau)
-            denominator = sum(math.exp(cos(q[i], k[j]) / tau) for j in range(n))
-            denominator += sum(math.exp(cos(q[i], q[j]) / tau) for j in range(n) if j != i)
-            total += -math.log(numerator / denominator)
-        return total / n
-
-    return direction(a, b) + direction(b, a)
-
-
-def differentiable_reference(a, b, tau):
-    def direction(q, k):
-        rows = []
-        for i in range(q.shape[0]):
-            cand = [torch.cosine_similarity(q[i], k[j], dim=0) / tau for j in range(k.shape[0])]
-            cand += [torch.cosine_similarity(q[i], q[j], dim=0) / tau for j in range(q.shape[0]) if j != i]
-            rows.append(-(cand[i] - torch.logsumexp(torch.stack(cand), dim=0)))
-        return torch.stack(rows).mean()
-
-    return direction(a, b) + direction(b, a)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("tau", [0.1, 0.05, 1.0])
-def test_nt_xent_matches_loop_reference(dtype, tau):
-    torch.manual_seed(0)
-    a, b = torch.randn(5, 8, dtype=dtype), torch.randn(5, 8, dtype=dtype)
-    value = F_.consert_loss(a, b, temperature=tau)
-    expected = reference_consert(a.double(), b.double(), tau)
-    torch.testing.assert_close(value.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-4, atol=1e-5)
-
-
-def test_nt_xent_gradients_match_the_reference():
-    torch.manual_seed(1)
-    a = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
-    F_.consert_loss(a, b, 0.1).backward()
-    ours = a.grad.clone(), b.grad.clone()
-    a.grad = b.grad = None
-    differentiable_reference(a, b, 0.1).backward()
-    for mine, theirs in zip(ours, (a.grad, b.grad)):
-        assert mine.abs().sum() > 0, "gradient must not be all zero"
-        torch.testing.assert_close(mine, theirs)
-
-
-def test_consert_is_twice_nt_xent():
-    torch.manual_seed(2)
-    a, b = torch.randn(6, 4), torch.randn(6, 4)
-    torch.testing.assert_close(F_.consert_loss(a, b, 0.1), 2 * F_.nt_xent_loss(a, b, 0.1))
+from tests.losses.functional.test_infonce import reference_consert
 
 
 def test_gather_across_devices_with_fake_group(fake_process_group):
@@ -131,22 +71,14 @@ def test_defaults_config_and_citation(tiny_model):
     assert "yan2021consert" in loss.citation
 
 
-def test_identity_views_give_the_loss_of_the_plain_embeddings_in_one_forward(tiny_model, sentences):
+def test_identity_views_give_the_loss_of_the_plain_embeddings_in_one_forward(tiny_model, sentences, forward_spy):
     """NoAugmentation twice, dropout off: both views equal the plain encoding; the batch runs once, doubled."""
     tiny_model.train()
     loss = ConSERTLoss(tiny_model, view1=NoAugmentation(), view2=NoAugmentation(), temperature=0.1)
     features = tiny_model.preprocess(sentences[:4])
-    seen = []
-    original = tiny_model.forward
-
-    def spy(features, **kwargs):
-        seen.append(features["input_ids"].shape[0])
-        return original(features, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     value = loss([features], None)
-    del tiny_model.forward
-    assert seen == [8], "both views come from one forward over the doubled batch"
+    assert spy.sizes == [8], "both views come from one forward over the doubled batch"
     tiny_model.eval()
     with torch.no_grad():
         z = tiny_model(dict(features))["sentence_embedding"]

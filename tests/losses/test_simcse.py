@@ -59,21 +59,14 @@ def test_equals_multiple_negatives_ranking_loss(echo_model, columns):
         torch.testing.assert_close(ours_grad, leaf.grad)
 
 
-def test_single_column_encodes_twice_with_dropout(tiny_model, sentences):
+def test_single_column_encodes_twice_with_dropout(tiny_model, sentences, forward_spy):
     """One column: the batch goes through the model twice in one pass, dropout makes the views differ."""
     tiny_model.train()
     loss = SimCSELoss(tiny_model)
     features = tiny_model.preprocess(sentences)
-    seen = []
-    original_forward = tiny_model.forward
-
-    def spy(features, **kwargs):
-        seen.append(features["input_ids"].shape[0])
-        return original_forward(features, **kwargs)
-
-    tiny_model.forward = spy
+    spy = forward_spy(tiny_model)
     value = loss([features], None)
-    assert seen == [2 * len(sentences)], "both views must come from one forward over the doubled batch"
+    assert spy.sizes == [2 * len(sentences)], "both views must come from one forward over the doubled batch"
     assert value.item() > 0
     value.backward()
     grads = [p.grad for p in tiny_model.parameters() if p.grad is not None]
@@ -176,7 +169,7 @@ def test_mlp_projection_is_owned_by_the_loss_and_not_saved(tiny_model, tmp_path)
 
 def test_model_projection_is_saved(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Dense
+    from sentence_transformers.base.modules import Dense
 
     n_modules = len(tiny_model)
     SimCSELoss(tiny_model, projection="model")

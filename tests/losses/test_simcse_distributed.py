@@ -8,17 +8,12 @@ import pytest
 import torch
 
 from st_contrast.losses import SimCSELoss
+from tests.conftest import SENTENCES as SHARED_SENTENCES
 from tests.distributed_utils import ddp_average_, run_distributed
 
+# the shared sentences (a worker process cannot take a fixture) and four more, for 6 rows per rank
 SENTENCES = [
-    "a man is playing a guitar",
-    "the cat sat on the mat",
-    "scientists found a new species of frog",
-    "the stock market fell on monday",
-    "she is reading a book about rome",
-    "two children play football in the park",
-    "heavy rain caused flooding in the town",
-    "the museum opened a new exhibition",
+    *SHARED_SENTENCES,
     "a woman slices an onion",
     "the train was delayed by an hour",
     "he cooked pasta with basil",

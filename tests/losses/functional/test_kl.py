@@ -1,3 +1,5 @@
+"""R-Drop's symmetric KL and its fused kernels (st_contrast.losses.functional.kl)."""
+
 from __future__ import annotations
 
 import math
@@ -6,6 +8,7 @@ import pytest
 import torch
 
 from st_contrast.losses import functional as F_
+from tests.losses.test_rdrop import reference_symmetric_kl
 
 
 def test_symmetric_kl_against_loop():
@@ -35,12 +38,6 @@ def test_symmetric_kl_is_finite_for_confident_predictions():
     big = torch.tensor([[1000.0, -1000.0]])
     value = F_.symmetric_kl(big, -big)
     assert torch.isfinite(value) and value > 100
-
-
-def test_cosine_similarity_matrix():
-    a, b = torch.randn(3, 4), torch.randn(5, 4)
-    expected = torch.nn.functional.cosine_similarity(a[:, None], b[None], dim=-1)
-    torch.testing.assert_close(F_.cosine_similarity_matrix(a, b), expected)
 
 
 @pytest.mark.parametrize("block_rows", [None, 2, 4, 10**9])
@@ -123,3 +120,16 @@ def test_paired_symmetric_kl_input_shape_errors():
             F_.paired_symmetric_kl(torch.zeros(2, 4, 5), block_rows=bad)
     with pytest.raises(ValueError, match="same shape"):
         F_.symmetric_kl_from_log_probs(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_symmetric_kl_matches_loops_with_mask():
+    torch.manual_seed(0)
+    p, q = torch.randn(5, 4), torch.randn(5, 4)
+    mask = torch.tensor([True, False, True, True, False])
+    expected = reference_symmetric_kl(p, q, mask)
+    none = F_.symmetric_kl(p, q, mask, reduction="none")
+    torch.testing.assert_close(none.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-5, atol=1e-6)
+    summed = F_.symmetric_kl(p, q, mask, reduction="sum").item()
+    mean = F_.symmetric_kl(p, q, mask, reduction="mean").item()
+    assert summed == pytest.approx(sum(expected), rel=1e-5, abs=1e-6)
+    assert mean == pytest.approx(sum(expected) / 3, rel=1e-5, abs=1e-6)
