@@ -111,7 +111,7 @@ def echo_features(*tensors: Tensor) -> list[dict[str, Tensor]]:
 
 
 class FakeProcessGroup:
-    """Monkeypatch the gather helpers in ``st_contrast.losses.functional`` as if on ``rank`` of a group.
+    """Monkeypatch the gather helpers of ``st_contrast.losses.functional.distributed`` as if on ``rank`` of a group.
 
     ``others`` maps a rank to the tensors that rank would contribute, in call order; the local
     tensor is inserted at this rank's position (keeping its gradient), like the real gather.
@@ -119,12 +119,16 @@ class FakeProcessGroup:
 
     def __init__(self, monkeypatch, rank: int, world_size: int, others: dict[int, list[Tensor]]):
         from st_contrast.losses import functional
+        from st_contrast.losses.functional import distributed
 
         self.rank, self.world_size, self.others = rank, world_size, others
         self.calls = 0
-        monkeypatch.setattr(functional, "is_distributed", lambda: True)
-        monkeypatch.setattr(functional, "all_gather_with_grad", self.all_gather)
-        monkeypatch.setattr(functional, "local_offset", self.local_offset)
+        # the maths looks the helpers up on the `distributed` module at call time; the package's
+        # re-exports are patched too, for code that calls them through `functional`
+        for namespace in (distributed, functional):
+            monkeypatch.setattr(namespace, "is_distributed", lambda: True)
+            monkeypatch.setattr(namespace, "all_gather_with_grad", self.all_gather)
+            monkeypatch.setattr(namespace, "local_offset", self.local_offset)
 
     def all_gather(self, tensor: Tensor) -> Tensor:
         parts = []

@@ -6,8 +6,9 @@ import SimCSELoss`` works as usual.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from st_contrast._lazy import lazy_exports
 
 # public name -> module (relative to this package). Each method's module is the source of truth.
 _LAZY: dict[str, str] = {
@@ -32,19 +33,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .simcse import SimCSELoss, SimCSEProjection  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
-    except ModuleNotFoundError as error:
-        if error.name == f"{__name__}.{module}":
-            raise AttributeError(f"{name} is not available in this version of st-contrast") from None
-        raise
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -12,13 +12,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder
+from st_contrast.modules.mlm import mask_tokens
+
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
+from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
-from .heads import hf_encoder, mask_tokens
 from .simcse import ProjectionMode, SimCSELoss
-from .supcon import SupConLoss, Variant, check_class_labels
+from .supcon import SupConLoss, Variant
 
 _GRADCACHE_CITATION = """
 @inproceedings{gao2021gradcache,
@@ -44,12 +47,6 @@ def _merged(columns: list[dict[str, Any]], loss_name: str) -> dict[str, Any]:
 
 def _devices(model: nn.Module) -> list[torch.device]:
     return list({p.device for p in model.parameters()})
-
-
-def _check_mini_batch_size(mini_batch_size: int) -> int:
-    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-        raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-    return mini_batch_size
 
 
 class CachedSimCSELoss(SimCSELoss):
@@ -111,7 +108,7 @@ class CachedSimCSELoss(SimCSELoss):
             projection=projection,
             check_inputs=check_inputs,
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         embeddings = self.model(features)["sentence_embedding"]
@@ -192,7 +189,7 @@ class CachedSupConLoss(SupConLoss):
         super().__init__(
             model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor:
         return self.model(features)["sentence_embedding"]
@@ -276,7 +273,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             return_components=False,
             check_inputs=check_inputs,
         )
-        self.mini_batch_size = _check_mini_batch_size(mini_batch_size)
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
     def _encode(self, features: dict[str, Any]) -> Tensor | tuple[Tensor, Tensor]:
         features = dict(features)
@@ -285,10 +282,9 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         embedding = output["sentence_embedding"]
         if mlm_labels is None:
             return embedding
-        picked = mlm_labels != -100
         weight = hf_encoder(self.model).get_input_embeddings().weight
-        logits = self.mlm_head(output["token_embeddings"][picked], weight)
-        return embedding, nn.functional.cross_entropy(logits.float(), mlm_labels[picked], reduction="sum")
+        # a chunk of positives has nothing masked: its summed term is a connected 0 (the batch is checked in forward)
+        return embedding, self.mlm_head.loss(output["token_embeddings"], mlm_labels, weight, "sum", loss_name=None)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
@@ -310,7 +306,10 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             mlm_labels[:anchor_rows, : anchor_labels.shape[1]] = anchor_labels
             merged = {**merged, "input_ids": input_ids, _MLM_LABELS: mlm_labels}
             # the MLM loss is the mean over the batch's masked tokens: each mini-batch adds its sum / count
-            aux_weight = self.mlm_weight / anchor_labels.ne(-100).sum().clamp(min=1)
+            count = anchor_labels.ne(-100).sum()
+            if not bool(count):
+                self.mlm_head.warn_nothing_masked("CachedDeCLUTRLoss")
+            aux_weight = self.mlm_weight / count.clamp(min=1)
         batch = anchor_rows // self.num_anchors
         n_columns = self.num_columns
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -11,72 +10,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, tokenizer_of
+from st_contrast.modules.bag_attention import BagAttentionClassifier
+from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
+
 from . import functional
-from ._common import check_texts, embed_merged
-from .heads import MLMHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
+from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature, check_texts
+from ._common import embed_merged
 
 NegativesRule = Literal["other_bags", "official"]
 
 
-class BagAttentionClassifier(nn.Module):
-    """Selective attention over a bag's instances and a linear relation classifier (Lin et al., 2016).
-
-    In OpenNRE's form (which CIL's code builds on) the query of relation ``r`` is row ``r`` of the
-    classifier's weight ``W``: ``a_k = softmax_k(x_k · W_r)``, ``B = Σ_k a_k x_k``, ``logits = W·B + b``.
-    Training attends with the gold relation's query; :meth:`predict` scores relation ``r`` with the
-    bag representation built from ``r``'s own query, as at test time in OpenNRE and CIL.
-    """
-
-    def __init__(self, embedding_dimension: int, num_relations: int) -> None:
-        super().__init__()
-        self.embedding_dimension = int(embedding_dimension)
-        self.num_relations = int(num_relations)
-        self.classifier = nn.Linear(self.embedding_dimension, self.num_relations)
-
-    def attention(self, instances: Tensor, relations: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Weights ``(B, k)`` of each bag's instances ``(B, k, D)`` under the query of ``relations`` ``(B,)``."""
-        queries = self.classifier.weight[relations]  # (B, D)
-        scores = torch.einsum("bkd,bd->bk", instances, queries)
-        if mask is not None:
-            scores = scores.masked_fill(~mask.bool(), float("-inf"))
-        return scores.softmax(dim=1)
-
-    def forward(self, instances: Tensor, relations: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(bag_logits (B, R), bag_representations (B, D))`` with the given relations' queries."""
-        weights = self.attention(instances, relations, mask)
-        bags = torch.einsum("bk,bkd->bd", weights, instances)
-        return self.classifier(bags), bags
-
-    @torch.no_grad()
-    def predict(self, instances: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``P(r | bag)`` for every relation ``(B, R)``, each from the bag built with ``r``'s query."""
-        weight = self.classifier.weight
-        scores = torch.einsum("bkd,rd->bkr", instances, weight)
-        if mask is not None:
-            scores = scores.masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
-        bags = torch.einsum("bkr,bkd->brd", scores.softmax(dim=1), instances)  # one bag vector per query
-        probabilities = self.classifier(bags).softmax(dim=-1)  # (B, R query, R class)
-        return probabilities.diagonal(dim1=1, dim2=2)
-
-    def save(self, folder: str | os.PathLike) -> None:
-        """Save to ``folder`` (``bag_classifier.json`` + ``bag_classifier.safetensors``)."""
-        from safetensors.torch import save_file
-
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "bag_classifier.json"), "w", encoding="utf-8") as handle:
-            json.dump({"embedding_dimension": self.embedding_dimension, "num_relations": self.num_relations}, handle)
-        state = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
-        save_file(state, os.path.join(folder, "bag_classifier.safetensors"))
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device | None = None) -> BagAttentionClassifier:
-        from safetensors.torch import load_file
-
-        with open(os.path.join(folder, "bag_classifier.json"), encoding="utf-8") as handle:
-            config = json.load(handle)
-        module = cls(**config)
-        module.load_state_dict(load_file(os.path.join(folder, "bag_classifier.safetensors")))
-        return module.to(device) if device is not None else module
+def cil_ramp(step: int, warmup_steps: int) -> float:
+    """CIL's weight ramp ``α(t) = 2 / (1 + exp(-2p)) - 1`` with ``p = t / (2·warmup_steps)`` (1 without warmup)."""
+    if warmup_steps <= 0:
+        return 1.0
+    p = float(step) / (2.0 * float(warmup_steps))
+    return 2.0 / (1.0 + math.exp(-2.0 * p)) - 1.0
 
 
 class CILLoss(nn.Module):
@@ -175,25 +125,15 @@ class CILLoss(nn.Module):
         from st_contrast.modules.entity_pooling import find_entity_pooling
 
         self.model = model
-        try:
-            num_relations = int(num_relations)
-        except (TypeError, ValueError):
-            raise ValueError(f"num_relations must be an integer >= 2, got {num_relations!r}") from None
-        if num_relations < 2:
-            raise ValueError(f"num_relations must be an integer >= 2, got {num_relations}")
-        self.num_relations = num_relations
-        self.temperature = functional.check_temperature(temperature)
-        self.contrastive_weight = _non_negative("contrastive_weight", contrastive_weight)
-        self.mlm_weight = _non_negative("mlm_weight", mlm_weight)
-        if int(warmup_steps) != warmup_steps or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-        self.warmup_steps = int(warmup_steps)
+        self.num_relations = check_int(num_relations, "num_relations", minimum=2)
+        self.temperature = check_temperature(temperature)
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
+        self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
+        self.warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
         if negatives not in ("other_bags", "official"):
             raise ValueError(f"negatives must be 'other_bags' (the paper) or 'official' (the code), got {negatives!r}")
         self.negatives = negatives
-        if not 0.0 < float(mlm_probability) < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
-        self.mlm_probability = float(mlm_probability)
+        self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.check_inputs = check_inputs
         pooling = find_entity_pooling(model)
         self.marker_ids: list[int] = list(pooling.marker_ids)
@@ -208,7 +148,7 @@ class CILLoss(nn.Module):
             self.mlm_head = MLMHead.from_model(model, load_pretrained=load_pretrained_mlm_head)
             self.mlm_head.to(dtype=hf_encoder(model).get_input_embeddings().weight.dtype)
             self._mlm_ids = tokenizer_ids(model)
-            tokenizer = getattr(model, "tokenizer", None)
+            tokenizer = tokenizer_of(model)
             if tokenizer is not None and len(tokenizer) > self._mlm_ids["vocab_size"]:
                 raise ValueError(
                     f"the tokenizer has {len(tokenizer)} tokens but the encoder's embedding matrix only "
@@ -233,7 +173,7 @@ class CILLoss(nn.Module):
 
     def alpha(self, step: int | None = None) -> float:
         """``α(t)`` at ``step`` (default: the current :attr:`step`)."""
-        return functional.cil_ramp(self.step if step is None else step, self.warmup_steps)
+        return cil_ramp(self.step if step is None else step, self.warmup_steps)
 
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
@@ -284,9 +224,7 @@ class CILLoss(nn.Module):
                 "CILLoss needs the bag's relation id as the label column ('label'), got none. Note that model.fit "
                 "drops the label column when every label is 0."
             )
-        if labels.is_floating_point():
-            if not bool(torch.all(labels == labels.round())):
-                raise ValueError("CILLoss labels must be integer relation ids, got non-integer values")
+        check_integer_labels(labels, "CILLoss", "Relation labels are integer ids from relation_ids.")
         labels = labels.long().view(-1)
         if labels.shape[0] != batch_size:
             raise ValueError(
@@ -332,8 +270,8 @@ class CILLoss(nn.Module):
         if "token_type_ids" in features:
             inputs["token_type_ids"] = features["token_type_ids"]
         hidden = encoder(**inputs).last_hidden_state
-        logits = self.mlm_head(hidden, encoder.get_input_embeddings().weight)
-        return mlm_loss(logits, targets)
+        # only the masked positions are projected onto the vocabulary (the mean is the same as over all of them)
+        return self.mlm_head.loss(hidden, targets, encoder.get_input_embeddings().weight, loss_name="CILLoss")
 
     # ------------------------------------------------------------------ config
 
@@ -360,13 +298,3 @@ class CILLoss(nn.Module):
     url = "https://aclanthology.org/2021.acl-long.483",
 }
 """
-
-
-def _non_negative(name: str, value: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return number

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -11,105 +9,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, model_device, tokenizer_of
+from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
+from st_contrast.modules.rtd import RTDHead
+from st_contrast.views.alignment import IGNORE, TokenAligner
+
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
-from .heads import MLMHead, RTDHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
+from ._checks import check_no_labels, check_non_negative, check_rate, check_texts
+from ._common import merge_features
 
 Objective = Literal["paper", "official"]
 
-# RTD classes of the official code's three-way detection
-KEPT, REPLACED_IN_SYNONYM, REPLACED_IN_ANTONYM = 0, 1, 2
-IGNORE = -100
-
-
-class TokenAligner:
-    """Which tokens of a rewrite were replaced, recovered from the token ids of the original and rewrite.
-
-    The sentence-transformers collator tokenizes each column on its own, so word-level replacement
-    labels cannot travel with the batch. Instead the token ids are grouped into words (WordPiece
-    ``##`` continuations, or the word-start markers ``Ġ``/``▁`` of byte-level BPE and SentencePiece;
-    punctuation-only tokens are words of their own) and the two word sequences are aligned with
-    ``difflib``. Every token of a word the alignment marks as replaced or inserted is a replaced token,
-    so a multi-piece replacement (``"happy" -> "un ##happy"``) is labelled as a whole even where it shares
-    a piece with the original word. Special tokens and padding get ``-100``.
-
-    Args:
-        tokenizer: the model's (Hugging Face) tokenizer.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        vocab_size = len(tokenizer)
-        tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
-        tokens = ["" if t is None else str(t) for t in tokens]
-        counts = {marker: sum(t.startswith(marker) for t in tokens) for marker in ("##", "Ġ", "▁")}
-        scheme = max(counts, key=counts.get) if any(counts.values()) else "##"
-        continuation = []
-        for token in tokens:
-            text = token[len(scheme) :] if token.startswith(scheme) else token
-            if not any(ch.isalnum() for ch in text):
-                continuation.append(False)  # punctuation (or a bare marker): a word of its own
-            elif scheme == "##":
-                continuation.append(token.startswith("##"))
-            else:
-                continuation.append(not token.startswith(scheme))
-        self.scheme = scheme
-        self.continuation = continuation
-        unk = getattr(tokenizer, "unk_token_id", None)
-        self.special = {i for i in getattr(tokenizer, "all_special_ids", []) if i != unk}
-
-    def words(self, ids: Sequence[int]) -> tuple[list[tuple[int, ...]], list[list[int]]]:
-        """Group real (non-special) token positions into words: ``(word id tuples, word positions)``."""
-        keys: list[tuple[int, ...]] = []
-        positions: list[list[int]] = []
-        previous_real = False
-        for position, token_id in enumerate(ids):
-            if token_id in self.special:
-                previous_real = False
-                continue
-            is_continuation = previous_real and 0 <= token_id < len(self.continuation) and self.continuation[token_id]
-            if is_continuation:
-                keys[-1] = keys[-1] + (token_id,)
-                positions[-1].append(position)
-            else:
-                keys.append((token_id,))
-                positions.append([position])
-            previous_real = True
-        return keys, positions
-
-    def replaced(self, original_ids: Sequence[int], rewrite_ids: Sequence[int], value: int = 1) -> list[int]:
-        """Labels for ``rewrite_ids``: ``value`` on replaced tokens, 0 on kept ones, -100 on special tokens.
-
-        Both id lists must hold real tokens only up to their length (drop padding first).
-        """
-        labels = [IGNORE] * len(rewrite_ids)
-        original_words, _ = self.words(original_ids)
-        rewrite_words, rewrite_positions = self.words(rewrite_ids)
-        matcher = difflib.SequenceMatcher(None, original_words, rewrite_words, autojunk=False)
-        for tag, _, _, j1, j2 in matcher.get_opcodes():
-            label = KEPT if tag == "equal" else value
-            for word in range(j1, j2):
-                for position in rewrite_positions[word]:
-                    labels[position] = label
-        return labels
-
-    def batch_labels(
-        self,
-        original_ids: Tensor,
-        original_mask: Tensor,
-        rewrite_ids: Tensor,
-        rewrite_mask: Tensor,
-        value: int = 1,
-    ) -> Tensor:
-        """:meth:`replaced` for each row of a batch: a ``(batch, rewrite_length)`` long tensor."""
-        out = torch.full(rewrite_ids.shape, IGNORE, dtype=torch.long)
-        original_lengths = original_mask.sum(1).tolist()
-        rewrite_lengths = rewrite_mask.sum(1).tolist()
-        original_rows = original_ids.tolist()
-        rewrite_rows = rewrite_ids.tolist()
-        for row, (a, b, n, m) in enumerate(zip(original_rows, rewrite_rows, original_lengths, rewrite_lengths)):
-            # right padding (as the collator makes it): the real tokens are the first `mask.sum()` ones
-            out[row, : int(m)] = torch.tensor(self.replaced(a[: int(n)], b[: int(m)], value), dtype=torch.long)
-        return out.to(rewrite_ids.device)
+# RTD classes of the official code's three-way detection (kept tokens are 0, views.alignment.KEPT)
+REPLACED_IN_SYNONYM, REPLACED_IN_ANTONYM = 1, 2
 
 
 class CLINELoss(nn.Module):
@@ -199,20 +111,15 @@ class CLINELoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        self.mlm_weight = _check_weight("mlm_weight", mlm_weight)
-        self.rtd_weight = _check_weight("rtd_weight", rtd_weight)
-        self.contrastive_weight = _check_weight("contrastive_weight", contrastive_weight)
+        self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
+        self.rtd_weight = check_non_negative(rtd_weight, "rtd_weight")
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
         if not (self.mlm_weight or self.rtd_weight or self.contrastive_weight):
             raise ValueError("CLINELoss needs at least one of mlm_weight, rtd_weight, contrastive_weight to be > 0")
         if objective not in ("paper", "official"):
             raise ValueError(f"objective must be 'paper' or 'official', got {objective!r}")
         self.objective = objective
-        try:
-            self.mlm_probability = float(mlm_probability)
-        except (TypeError, ValueError):
-            raise ValueError(f"mlm_probability must be a number in (0, 1), got {mlm_probability!r}") from None
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
+        self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.check_inputs = check_inputs
 
         self.mlm_head: MLMHead | None = None
@@ -223,17 +130,13 @@ class CLINELoss(nn.Module):
             self._mask_ids = tokenizer_ids(model)
             self.mlm_head = MLMHead.from_model(model, load_pretrained=load_pretrained_mlm_head)
         if self.rtd_weight:
-            tokenizer = getattr(model, "tokenizer", None)
-            if tokenizer is None:
-                raise ValueError(
-                    "replaced-token detection needs the model's tokenizer (model.tokenizer); "
-                    "use rtd_weight=0 for a model without one"
-                )
-            self._aligner = TokenAligner(tokenizer)
+            self._aligner = TokenAligner(
+                tokenizer_of(model, "replaced-token detection (use rtd_weight=0 without one)")
+            )
             self.rtd_head = RTDHead.from_model(model, num_labels=1 if objective == "paper" else 3)
         self.log_vars: nn.Parameter | None = None
         if objective == "official":
-            self.log_vars = nn.Parameter(torch.zeros(3, device=_model_device(model)))
+            self.log_vars = nn.Parameter(torch.zeros(3, device=model_device(model)))
         self._special_ids: list[int] | None = None
 
     # -- forward ------------------------------------------------------------------------------
@@ -331,10 +234,7 @@ class CLINELoss(nn.Module):
                 raise ValueError("the MLM term needs token embeddings and MLM labels")
             assert self.mlm_head is not None
             embedding_weight = hf_encoder(self.model).get_input_embeddings().weight
-            # the vocabulary projection only where a token is predicted (~15%): the same mean, far less work
-            predicted = mlm_labels != IGNORE
-            logits = self.mlm_head(token_embeddings[0][predicted], embedding_weight)
-            terms["mlm"] = mlm_loss(logits, mlm_labels[predicted])
+            terms["mlm"] = self.mlm_head.loss(token_embeddings[0], mlm_labels, embedding_weight, loss_name="CLINELoss")
         if self.rtd_weight:
             if token_embeddings is None or rtd_labels is None:
                 raise ValueError("the RTD term needs token embeddings and RTD labels")
@@ -394,25 +294,8 @@ class CLINELoss(nn.Module):
 """
 
 
-def _check_weight(name: str, value: float) -> float:
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not weight >= 0 or math.isinf(weight):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return weight
-
-
 def _rows(features: dict[str, Any]) -> int:
     for value in features.values():
         if isinstance(value, Tensor) and value.ndim >= 1:
             return int(value.shape[0])
     return 0
-
-
-def _model_device(model: nn.Module) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return None

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import pooling_modes
 from st_contrast.views.embedding import (
     EmbeddingView,
     FeatureCutoff,
@@ -20,7 +21,9 @@ from st_contrast.views.embedding import (
 )
 
 from . import functional
-from ._common import check_no_labels, check_texts, merge_features
+from ._checks import check_no_labels, check_non_negative, check_temperature, check_texts
+from ._common import merge_features
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +156,9 @@ class ConSERTLoss(nn.Module):
                     f"{name} must be an embedding-level view from st_contrast.views (FeatureCutoff, TokenShuffle, "
                     f"TokenCutoff, EmbeddingDropout, SpanCutoff, Adversarial, NoAugmentation), got {view!r}"
                 )
-        self.temperature = functional.check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         self.disable_dropout = bool(disable_dropout)
-        try:
-            self.contrastive_weight = float(contrastive_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"contrastive_weight must be a number >= 0, got {contrastive_weight!r}") from None
-        if not 0.0 <= self.contrastive_weight < float("inf"):
-            raise ValueError(f"contrastive_weight must be a finite number >= 0, got {contrastive_weight!r}")
+        self.contrastive_weight = check_non_negative(contrastive_weight, "contrastive_weight")
         if pooling not in ("model", "mean"):
             raise ValueError(
                 f"pooling must be 'model' (the model's own pooling) or 'mean' (the paper's), got {pooling!r}"
@@ -178,7 +176,8 @@ class ConSERTLoss(nn.Module):
         self.supervised_loss = supervised_loss
         # fail now, not at the first batch, when the encoder cannot be hooked
         embeddings_module(model, need_position_ids=any(v.changes_positions for v in (self.view1, self.view2)))
-        model_pooling = _model_pooling_mode(model)
+        modes = pooling_modes(model)
+        model_pooling = "+".join(modes) if modes else None
         if pooling == "model" and model_pooling is not None and model_pooling != "mean":
             logger.info(
                 "ConSERTLoss trains the model's own %r pooling; the paper mean-pools the last layer "
@@ -226,7 +225,7 @@ class ConSERTLoss(nn.Module):
         if len(embeddings) != 2:
             raise ValueError(f"ConSERTLoss needs 2 embedding tensors (one per view), got {len(embeddings)}")
         view_a, view_b = embeddings
-        if view_a.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
+        if view_a.shape[0] < 2 and not (self.gather_across_devices and distributed.is_distributed()):
             raise ValueError(
                 f"ConSERTLoss needs at least 2 sentences per batch (the other sentences are the negatives), got "
                 f"{view_a.shape[0]}. Use a larger batch size, or drop_last=True."
@@ -312,14 +311,6 @@ def _check_distinct_columns(sentence_features: Sequence[dict[str, Any]]) -> None
                 "sentence would be its own negative. ConSERT makes its two views itself: give it one column "
                 "(st_contrast.data.sentence_dataset, or InputExample(texts=[s]) for model.fit)"
             )
-
-
-def _model_pooling_mode(model: nn.Module) -> str | None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if isinstance(mode, str):
-            return mode
-    return None
 
 
 def _is_softmax_loss(loss: nn.Module) -> bool:

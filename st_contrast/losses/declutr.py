@@ -9,9 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, pooling_modes
+from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
+
 from . import functional
-from ._common import check_no_labels, check_texts, embed_merged, merge_features
-from .heads import MLMHead, hf_encoder, mask_tokens, tokenizer_ids
+from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature, check_texts
+from ._common import embed_merged, merge_features
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ class DeCLUTRLoss(nn.Module):
         makes each anchor pick its own averaged positive (and vice versa) among all other views; the other
         anchors of the same document are among the (hard) negatives. The total is
         ``L_contrastive + mlm_weight · L_MLM``. The NT-Xent is :func:`st_contrast.losses.functional.nt_xent_loss`;
-        the MLM head is :class:`st_contrast.losses.heads.MLMHead` (tied to the input embeddings, initialised
+        the MLM head is :class:`st_contrast.modules.mlm.MLMHead` (tied to the input embeddings, initialised
         from the checkpoint's pretrained MLM head when it has one), owned by this loss and never saved with the
         model.
 
@@ -115,25 +119,11 @@ class DeCLUTRLoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        for name, value in (("num_anchors", num_anchors), ("num_positives", num_positives)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        self.num_anchors = num_anchors
-        self.num_positives = num_positives
-        self.temperature = functional.check_temperature(temperature)
-        try:
-            self.mlm_weight = float(mlm_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"mlm_weight must be a number >= 0, got {mlm_weight!r}") from None
-        if not self.mlm_weight >= 0 or self.mlm_weight == float("inf"):
-            raise ValueError(f"mlm_weight must be a finite number >= 0, got {mlm_weight!r}")
-        if (
-            isinstance(mlm_probability, bool)
-            or not isinstance(mlm_probability, (int, float))
-            or not 0.0 < mlm_probability < 1.0
-        ):
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
-        self.mlm_probability = float(mlm_probability)
+        self.num_anchors = check_int(num_anchors, "num_anchors", minimum=1)
+        self.num_positives = check_int(num_positives, "num_positives", minimum=1)
+        self.temperature = check_temperature(temperature)
+        self.mlm_weight = check_non_negative(mlm_weight, "mlm_weight")
+        self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         self.gather_across_devices = bool(gather_across_devices)
         self.return_components = bool(return_components)
         self.check_inputs = check_inputs
@@ -206,8 +196,7 @@ class DeCLUTRLoss(nn.Module):
             hidden.append(output["token_embeddings"][picked])
             targets.append(mlm_labels[picked])
         weight = hf_encoder(self.model).get_input_embeddings().weight
-        logits = self.mlm_head(torch.cat(hidden), weight)
-        mlm = nn.functional.cross_entropy(logits.float(), torch.cat(targets))
+        mlm = self.mlm_head.loss(torch.cat(hidden), torch.cat(targets), weight, loss_name=type(self).__name__)
         if merged is not None:
             anchors = list(embeddings[0].reshape(len(features_list), -1, *embeddings[0].shape[1:]).unbind(0))
         else:
@@ -223,7 +212,7 @@ class DeCLUTRLoss(nn.Module):
         batch, dim = positives.shape[1], positives.shape[2]
         positives = positives.reshape(self.num_anchors, self.num_positives, batch, dim).mean(dim=1)
         positives = positives.reshape(self.num_anchors * batch, dim)
-        if anchors.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
+        if anchors.shape[0] < 2 and not (self.gather_across_devices and distributed.is_distributed()):
             raise ValueError(
                 "DeCLUTRLoss needs at least 2 anchors per batch (the other views are the negatives), got 1. Use "
                 "num_anchors >= 2 or a batch size >= 2."
@@ -256,13 +245,8 @@ class DeCLUTRLoss(nn.Module):
 
 
 def _warn_if_not_mean_pooling(model: nn.Module) -> None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if mode is None:
-            continue
-        modes = (mode,) if isinstance(mode, str) else tuple(mode)
-        if modes != ("mean",):
-            logger.warning(
-                "DeCLUTRLoss: the model pools with %s; the paper (and its results) use mean pooling", "+".join(modes)
-            )
-        return
+    modes = pooling_modes(model)
+    if modes is not None and modes != ("mean",):
+        logger.warning(
+            "DeCLUTRLoss: the model pools with %s; the paper (and its results) use mean pooling", "+".join(modes)
+        )

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional
-from ._common import check_single_column, merge_features
-from .supcon import _non_negative, check_class_labels
+from ._checks import check_class_labels, check_non_negative, check_single_column
+from ._common import merge_features
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class RDropLoss(nn.Module):
         from st_contrast.modules.classifier import ensure_classifier_head
 
         self.model = model
-        self.alpha = _non_negative(alpha, "alpha")
+        self.alpha = check_non_negative(alpha, "alpha")
         if ce_over_passes not in ("mean", "sum"):
             raise ValueError(f"ce_over_passes must be 'mean' (paper) or 'sum' (official code), got {ce_over_passes!r}")
         self.ce_over_passes = ce_over_passes

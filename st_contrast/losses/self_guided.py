@@ -11,9 +11,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder, pooling_modes
+
 from . import functional
-from ._common import check_no_labels, check_texts
-from .heads import hf_encoder
+from ._checks import (
+    check_bool,
+    check_no_labels,
+    check_non_negative,
+    check_positive_int,
+    check_temperature,
+    check_texts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +149,17 @@ class SelfGuidedContrastiveLoss(nn.Module):
                 f"{type(model).__name__}."
             ) from None
         self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        self.regularization_weight = _check_weight(regularization_weight)
-        if isinstance(projection_dim, bool) or not isinstance(projection_dim, int) or projection_dim <= 0:
-            raise ValueError(f"projection_dim must be a positive integer, got {projection_dim!r}")
-        self.projection_dim = projection_dim
+        self.temperature = check_temperature(temperature)
+        self.regularization_weight = check_non_negative(regularization_weight, "regularization_weight")
+        self.projection_dim = check_positive_int(projection_dim, "projection_dim")
         if guide_pooling not in ("mean", "max", "cls"):
             raise ValueError(f"guide_pooling must be 'mean', 'max' or 'cls', got {guide_pooling!r}")
         self.guide_pooling = guide_pooling
         if objective not in ("sg-opt", "sg"):
             raise ValueError(f"objective must be 'sg-opt' or 'sg', got {objective!r}")
         self.objective = objective
-        self.freeze_embeddings = _check_bool(freeze_embeddings, "freeze_embeddings")
-        self.guide_dropout = _check_bool(guide_dropout, "guide_dropout")
+        self.freeze_embeddings = check_bool(freeze_embeddings, "freeze_embeddings")
+        self.guide_dropout = check_bool(guide_dropout, "guide_dropout")
         num_hidden_states = _num_hidden_layers(encoder) + 1
         self.guide_layers: list[int] | None = _check_layers(guide_layers, num_hidden_states)
 
@@ -351,31 +357,11 @@ def _check_layers(guide_layers: Sequence[int] | None, num_hidden_states: int) ->
     return normalised
 
 
-def _check_weight(value: float) -> float:
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"regularization_weight must be a number >= 0, got {value!r}") from None
-    if not weight >= 0 or weight == float("inf"):
-        raise ValueError(f"regularization_weight must be >= 0 and finite, got {value!r}")
-    return weight
-
-
-def _check_bool(value: bool, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def _warn_if_not_cls_pooling(model: nn.Module) -> None:
-    for module in model.modules():
-        mode = getattr(module, "pooling_mode", None)
-        if mode is None:
-            continue
-        if mode != "cls" and mode != ("cls",):
-            logger.warning(
-                "SelfGuidedContrastiveLoss trains the [CLS] vector, but the model pools with %r: the embeddings it "
-                "produces are not the ones trained. Use Pooling(..., pooling_mode='cls') as in the paper.",
-                mode,
-            )
-        return
+    modes = pooling_modes(model)
+    if modes is not None and modes != ("cls",):
+        logger.warning(
+            "SelfGuidedContrastiveLoss trains the [CLS] vector, but the model pools with %r: the embeddings it "
+            "produces are not the ones trained. Use Pooling(..., pooling_mode='cls') as in the paper.",
+            modes[0] if len(modes) == 1 else modes,
+        )

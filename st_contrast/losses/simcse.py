@@ -6,11 +6,14 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
 
+from st_contrast.modeling import embedding_dimension, initializer_range, model_device
+
 from . import functional
-from ._common import check_no_labels, check_texts, embed_merged
+from ._checks import check_no_labels, check_number, check_temperature, check_texts
+from ._common import embed_merged
+from .functional import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +111,8 @@ class SimCSELoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        try:
-            self.hard_negative_weight = float(hard_negative_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"hard_negative_weight must be a number, got {hard_negative_weight!r}") from None
-        if self.hard_negative_weight != self.hard_negative_weight:
-            raise ValueError("hard_negative_weight must be a number, got NaN")
+        self.temperature = check_temperature(temperature)
+        self.hard_negative_weight = check_number(hard_negative_weight, "hard_negative_weight")
         self.gather_across_devices = bool(gather_across_devices)
         if projection not in ("none", "mlp", "model"):
             raise ValueError(f"projection must be 'none', 'mlp' or 'model', got {projection!r}")
@@ -122,11 +120,13 @@ class SimCSELoss(nn.Module):
         self.check_inputs = check_inputs
         self.projection_head: SimCSEProjection | None = None
         if projection != "none":
-            dim = _embedding_dim(model)
-            init_std = _initializer_range(model)
+            dim = embedding_dimension(model)
+            if dim is None:
+                raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
+            init_std = initializer_range(model)
             if projection == "mlp":
                 self.projection_head = SimCSEProjection(dim, init_std)
-                device = _model_device(model)
+                device = model_device(model)
                 if device is not None:
                     self.projection_head.to(device)
             else:
@@ -178,7 +178,7 @@ class SimCSELoss(nn.Module):
 
     def _check_batch_size(self, anchors: Tensor) -> None:
         size = anchors.shape[0]
-        if size >= 2 or (self.gather_across_devices and functional.is_distributed()):
+        if size >= 2 or (self.gather_across_devices and distributed.is_distributed()):
             return
         raise ValueError(
             f"SimCSELoss needs at least 2 examples per batch (the other examples are the negatives), got a batch of "
@@ -206,32 +206,6 @@ class SimCSELoss(nn.Module):
 """
 
 
-def _embedding_dim(model: nn.Module) -> int:
-    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
-        getter = getattr(model, name, None)
-        if callable(getter):
-            dim = getter()
-            if dim:
-                return int(dim)
-    raise ValueError("projection needs the model's embedding dimension, but the model does not report one")
-
-
-def _initializer_range(model: nn.Module) -> float:
-    for module in model.modules():
-        config = getattr(module, "config", None)
-        value = getattr(config, "initializer_range", None)
-        if isinstance(value, float):
-            return value
-    return 0.02
-
-
-def _model_device(model: nn.Module) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return None
-
-
 def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
     from sentence_transformers.models import Dense
 
@@ -243,5 +217,5 @@ def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:
     head = Dense(dim, dim, activation_function=nn.Tanh())
     nn.init.normal_(head.linear.weight, std=init_std)
     nn.init.zeros_(head.linear.bias)
-    device = _model_device(model)
+    device = model_device(model)
     model.append(head.to(device) if device is not None else head)

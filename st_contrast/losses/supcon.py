@@ -13,57 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.modeling import hf_encoder
+
 from . import functional
-from ._common import check_single_column, check_texts, embed_merged, merge_features
+from ._checks import check_class_labels, check_non_negative, check_single_column, check_temperature, check_texts
+from ._common import embed_merged, merge_features
 
 logger = logging.getLogger(__name__)
 
 Variant = Literal["khosla", "zeng"]
 Stage = Literal["joint", "contrastive", "classification"]
 STAGES = ("joint", "contrastive", "classification")
-
-
-def check_class_labels(
-    labels: Tensor | None,
-    batch_size: int,
-    loss_name: str,
-    num_labels: int | None = None,
-    need_two_classes: bool = False,
-) -> Tensor:
-    """Validate a batch's class labels and return them as a ``long`` tensor; raise a full-sentence error.
-
-    Checks: present, one per example, integer-valued, in ``[0, num_labels)`` when ``num_labels`` is given,
-    and (``need_two_classes``) at least two distinct classes, since a batch of one class has no negatives.
-    """
-    if labels is None or not isinstance(labels, Tensor) or labels.numel() == 0:
-        raise ValueError(
-            f"{loss_name} needs integer class labels, but the batch has none. Give the dataset a 'label' column "
-            "(class ids 0..num_labels-1), or set InputExample(label=...) for model.fit."
-        )
-    labels = labels.reshape(-1)
-    if labels.shape[0] != batch_size:
-        raise ValueError(f"{loss_name} got {labels.shape[0]} labels for a batch of {batch_size} examples; need 1 each")
-    if labels.is_floating_point():
-        if not bool(torch.all(labels == labels.round())):
-            raise ValueError(
-                f"{loss_name} needs integer class ids as labels, got non-integer values such as "
-                f"{labels[labels != labels.round()][0].item()!r}. Map class names to ids 0..num_labels-1 first."
-            )
-    labels = labels.long()
-    if num_labels is not None:
-        bad = (labels < 0) | (labels >= num_labels)
-        if bool(bad.any()):
-            raise ValueError(
-                f"{loss_name} was built for num_labels={num_labels} classes (ids 0..{num_labels - 1}), but the batch "
-                f"has label {int(labels[bad][0])}. Check the label mapping, or build the loss with more classes."
-            )
-    if need_two_classes and batch_size > 1 and bool(torch.all(labels == labels[0])):
-        raise ValueError(
-            f"{loss_name}: all {batch_size} examples of the batch have the same label ({int(labels[0])}), so the "
-            "contrastive term has no negatives. Shuffle the training data and use a batch size larger than the "
-            "largest run of one class (or sentence-transformers' batch_sampler='group_by_label' with several classes)."
-        )
-    return labels
 
 
 class SupConLoss(nn.Module):
@@ -135,7 +95,7 @@ class SupConLoss(nn.Module):
         """
         super().__init__()
         self.model = model
-        self.temperature = functional.check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         if variant not in ("khosla", "zeng"):
             raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
         self.variant = variant
@@ -339,14 +299,12 @@ class SupConOODLoss(nn.Module):
         super().__init__()
         from st_contrast.modules.classifier import ensure_classifier_head
 
-        from .heads import hf_encoder
-
         self.model = model
-        self.temperature = functional.check_temperature(temperature)
-        self.scl_weight = _non_negative(scl_weight, "scl_weight")
-        self.ce_weight = _non_negative(ce_weight, "ce_weight")
-        self.adversarial_epsilon = _non_negative(adversarial_epsilon, "adversarial_epsilon")
-        self.rdrop_alpha = _non_negative(rdrop_alpha, "rdrop_alpha")
+        self.temperature = check_temperature(temperature)
+        self.scl_weight = check_non_negative(scl_weight, "scl_weight")
+        self.ce_weight = check_non_negative(ce_weight, "ce_weight")
+        self.adversarial_epsilon = check_non_negative(adversarial_epsilon, "adversarial_epsilon")
+        self.rdrop_alpha = check_non_negative(rdrop_alpha, "rdrop_alpha")
         if self.scl_weight == 0 and self.ce_weight == 0:
             raise ValueError("scl_weight and ce_weight are both 0, so there is nothing to train; set one above 0")
         if variant not in ("khosla", "zeng"):
@@ -459,16 +417,6 @@ class SupConOODLoss(nn.Module):
 
             citation += RDROP_CITATION
         return citation
-
-
-def _non_negative(value: float, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return number
 
 
 _KHOSLA_CITATION = """

@@ -10,6 +10,9 @@ _LAZY: dict[str, str] = {
     "ensure_classifier_head": "classifier",
     "find_classifier_head": "classifier",
     "EntityMarkerPooling": "entity_pooling",
+    "BagAttentionClassifier": "bag_attention",
+    "MLMHead": "mlm",
+    "RTDHead": "rtd",
 }
 
 __all__ = sorted(_LAZY)

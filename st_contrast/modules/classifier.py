@@ -21,6 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from st_contrast.losses._checks import check_positive_int, check_rate
+from st_contrast.modeling import embedding_dimension, model_device
+
 from ._base import ConfigModule
 
 
@@ -48,12 +51,10 @@ class ClassifierHead(ConfigModule):
         init_std: float = 0.02,
     ) -> None:
         super().__init__()
-        if not isinstance(in_features, int) or in_features < 1:
-            raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
-        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2:
+        check_positive_int(in_features, "in_features")
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
             raise ValueError(f"num_labels must be an integer >= 2 (a classifier needs 2 classes), got {num_labels!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = check_rate(dropout, "dropout", high_open=True)
         if labels is not None:
             labels = [str(label) for label in labels]
             if len(labels) != num_labels:
@@ -101,22 +102,14 @@ def ensure_classifier_head(
         raise ValueError("the model has no ClassifierHead yet, so num_labels (the number of classes) is required")
     if not hasattr(model, "append"):
         raise ValueError("a classifier head can only be added to a SentenceTransformer (a model with .append)")
-    dim = None
-    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
-        getter = getattr(model, name, None)
-        if callable(getter):
-            dim = getter()
-            if dim:
-                break
+    dim = embedding_dimension(model)
     if not dim:
         raise ValueError("cannot add a classifier head: the model does not report its embedding dimension")
     head = ClassifierHead(int(dim), num_labels, dropout=dropout, labels=labels)
     head.train(model.training)
-    try:
-        device = next(model.parameters()).device
+    device = model_device(model)
+    if device is not None:
         head.to(device)
-    except StopIteration:
-        pass
     model.append(head)
     return head
 

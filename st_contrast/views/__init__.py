@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "SpanCutoff": "embedding",
     "Adversarial": "embedding",
     "embedding_views": "embedding",
+    "TokenAligner": "alignment",
 }
 
 

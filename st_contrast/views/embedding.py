@@ -30,6 +30,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from st_contrast.losses._checks import check_rate, check_temperature
+from st_contrast.modeling import hf_encoder
+
 __all__ = [
     "EmbeddingView",
     "NoAugmentation",
@@ -45,13 +48,7 @@ __all__ = [
 
 
 def _check_rate(rate: float, name: str) -> float:
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} rate must be a number in [0, 1), got {rate!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} rate must be in [0, 1) (the fraction that is cut off), got {rate!r}")
-    return value
+    return check_rate(rate, f"{name} rate", high_open=True, hint="the fraction that is cut off")
 
 
 class EmbeddingView:
@@ -336,12 +333,8 @@ class Adversarial(EmbeddingView):
 
     def __init__(self, epsilon: float = 0.01, normalize: Literal["token", "sentence", "none"] = "token") -> None:
         super().__init__(None)
-        try:
-            self.epsilon = float(epsilon)
-        except (TypeError, ValueError):
-            raise ValueError(f"Adversarial epsilon must be a positive number, got {epsilon!r}") from None
-        if not self.epsilon > 0 or self.epsilon == float("inf"):
-            raise ValueError(f"Adversarial epsilon must be > 0 and finite, got {epsilon!r}")
+        # a positive finite size, the same rule as a temperature
+        self.epsilon = check_temperature(epsilon, "Adversarial epsilon")
         if normalize not in ("token", "sentence", "none"):
             raise ValueError(f"Adversarial normalize must be 'token', 'sentence' or 'none', got {normalize!r}")
         self.normalize = normalize
@@ -379,8 +372,6 @@ class Adversarial(EmbeddingView):
 
 def embeddings_module(model: nn.Module, need_position_ids: bool = False) -> nn.Module:
     """The ``embeddings`` module of the Hugging Face encoder inside ``model``, or a ``ValueError`` saying why not."""
-    from st_contrast.losses.heads import hf_encoder
-
     try:
         encoder = hf_encoder(model)
     except ValueError as error:

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from st_contrast.losses._checks import check_int, check_rate
+
 
 class _Instance(Protocol):
     tokens: tuple[str, ...]
@@ -62,15 +64,9 @@ class TfidfSubstitution:
                 view = TfidfSubstitution(ratio=0.1).fit(train)
                 positive = view(train[0], seed=0)  # a RelationInstance with the same entities
         """
-        if not 0.0 <= float(ratio) <= 1.0:
-            raise ValueError(f"ratio must be in [0, 1], got {ratio!r}")
-        if not 0.0 <= float(insert_probability) <= 1.0:
-            raise ValueError(f"insert_probability must be in [0, 1], got {insert_probability!r}")
-        if int(min_changes) < 0:
-            raise ValueError(f"min_changes must be >= 0, got {min_changes!r}")
-        self.ratio = float(ratio)
-        self.insert_probability = float(insert_probability)
-        self.min_changes = int(min_changes)
+        self.ratio = check_rate(ratio, "ratio")
+        self.insert_probability = check_rate(insert_probability, "insert_probability")
+        self.min_changes = check_int(min_changes, "min_changes", minimum=0)
         self.seed = int(seed)
         self.idf: dict[str, float] = {}
         self.num_documents = 0

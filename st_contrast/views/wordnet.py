@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from st_contrast.losses._checks import check_positive_int, check_rate
+
 logger = logging.getLogger(__name__)
 
 ENV_WORDNET_DIR = "ST_CONTRAST_WORDNET_DIR"
@@ -276,8 +278,7 @@ class WordNetLexicon:
         random_pool_min_count: int = 5,
         stop_words: Iterable[str] | None = None,
     ) -> None:
-        if max_senses is not None and (not isinstance(max_senses, int) or max_senses < 1):
-            raise ValueError(f"max_senses must be a positive integer or None, got {max_senses!r}")
+        check_positive_int(max_senses, "max_senses", allow_none=True)
         self.wordnet = wordnet if wordnet is not None else load_wordnet()
         self.max_senses = max_senses
         self.random_pool_min_count = int(random_pool_min_count)
@@ -530,22 +531,18 @@ class WordNetRewriter:
         lexicon: WordNetLexicon | None = None,
         skip_proper_nouns: bool = True,
     ) -> None:
-        if not isinstance(replace_ratio, (int, float)) or not 0.0 < float(replace_ratio) <= 1.0:
-            raise ValueError(f"replace_ratio must be in (0, 1], got {replace_ratio!r}")
-        if not isinstance(hypernym_probability, (int, float)) or not 0.0 <= float(hypernym_probability) <= 1.0:
-            raise ValueError(f"hypernym_probability must be in [0, 1], got {hypernym_probability!r}")
-        if not isinstance(seed, int):
+        self.replace_ratio = check_rate(replace_ratio, "replace_ratio", low_open=True)
+        self.hypernym_probability = check_rate(hypernym_probability, "hypernym_probability")
+        if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        self.replace_ratio = float(replace_ratio)
-        self.hypernym_probability = float(hypernym_probability)
         self.seed = seed
         self.skip_proper_nouns = skip_proper_nouns
         self._lexicon = lexicon
         self._lexicon_args = dict(
             max_senses=max_senses, random_pool_min_count=random_pool_min_count, stop_words=stop_words
         )
-        if lexicon is None and max_senses is not None and (not isinstance(max_senses, int) or max_senses < 1):
-            raise ValueError(f"max_senses must be a positive integer or None, got {max_senses!r}")
+        if lexicon is None:
+            check_positive_int(max_senses, "max_senses", allow_none=True)
 
     @property
     def lexicon(self) -> WordNetLexicon:

@@ -9,7 +9,7 @@ import torch
 from st_contrast.data.relation import RelationInstance, cil_dataset, cil_examples, pseudo_bags, relation_ids
 from st_contrast.losses import CILLoss
 from st_contrast.losses import functional as F_
-from st_contrast.losses.cil import BagAttentionClassifier
+from st_contrast.losses.cil import cil_ramp
 from st_contrast.modules.entity_pooling import (
     ENTITY_MARKERS,
     EntityMarkerPooling,
@@ -90,10 +90,10 @@ def test_infonce_needs_two_bags_and_a_known_rule():
 def test_alpha_ramp_matches_formula(warmup):
     for step in [0, 1, warmup // 2, warmup, 2 * warmup, 10 * warmup]:
         p = step / (2 * warmup)
-        assert F_.cil_ramp(step, warmup) == pytest.approx(2 / (1 + math.exp(-2 * p)) - 1)
-    values = [F_.cil_ramp(step, warmup) for step in range(0, 20 * warmup, max(1, warmup // 5))]
+        assert cil_ramp(step, warmup) == pytest.approx(2 / (1 + math.exp(-2 * p)) - 1)
+    values = [cil_ramp(step, warmup) for step in range(0, 20 * warmup, max(1, warmup // 5))]
     assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:])) and values[-1] < 1.0
-    assert F_.cil_ramp(123, 0) == 1.0
+    assert cil_ramp(123, 0) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,34 +179,11 @@ def test_contrastive_term_follows_alpha_and_step_counts_training_calls(relation_
     embeddings = [relation_model(dict(f))["sentence_embedding"] for f in features]
     _, bag_reps = loss.bag_classifier(torch.stack(embeddings[:-1], dim=1), labels)
     raw = F_.cil_contrastive_loss(embeddings[0], embeddings[-1], bag_reps, 0.05, "other_bags")
-    torch.testing.assert_close(value, F_.cil_ramp(4, 4) * 10.0 * raw, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(value, cil_ramp(4, 4) * 10.0 * raw, rtol=1e-4, atol=1e-4)
     assert loss.step == 5
     with torch.no_grad():
         loss(features, labels)
     assert loss.step == 5, "evaluation (no grad) must not advance the α(t) schedule"
-
-
-def test_attention_sums_to_one_per_bag_and_predict_is_a_probability():
-    torch.manual_seed(0)
-    classifier = BagAttentionClassifier(6, 4)
-    instances = torch.randn(3, 5, 6)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-    weights = classifier.attention(instances, torch.tensor([0, 3, 1]), mask)
-    torch.testing.assert_close(weights.sum(dim=1), torch.ones(3))
-    assert bool((weights[~mask] == 0).all()) and bool((weights[mask] > 0).all())
-    scores = classifier.predict(instances, mask)
-    assert scores.shape == (3, 4) and bool(((scores >= 0) & (scores <= 1)).all())
-    # a one-sentence bag is classified by that sentence alone, whatever the query
-    single = torch.softmax(classifier.classifier(instances[2, 0]), dim=0)
-    torch.testing.assert_close(scores[2], single)
-
-
-def test_bag_classifier_save_load_round_trip(tmp_path):
-    classifier = BagAttentionClassifier(6, 4)
-    classifier.save(tmp_path)
-    loaded = BagAttentionClassifier.load(tmp_path)
-    x = torch.randn(2, 3, 6)
-    torch.testing.assert_close(classifier.predict(x), loaded.predict(x))
 
 
 def test_mlm_never_masks_entities_or_markers(relation_model):
@@ -220,7 +197,7 @@ def test_mlm_never_masks_entities_or_markers(relation_model):
         "the museum of [E1] rome [/E1] belongs to [E2] italy [/E2] since many long years",
     ]
     features = relation_model.preprocess(rows)
-    from st_contrast.losses.heads import mask_tokens, tokenizer_ids
+    from st_contrast.modules.mlm import mask_tokens, tokenizer_ids
 
     ids = tokenizer_ids(relation_model)
     for seed in range(5):
@@ -364,3 +341,49 @@ def test_config_and_citation(relation_model):
     config = loss.get_config_dict()
     assert config["negatives"] == "official" and config["contrastive_weight"] == 10.0 and config["warmup_steps"] == 500
     assert "chen-etal-2021-cil" in loss.citation
+
+
+def test_mlm_value_equals_the_full_vocabulary_reference(relation_model, monkeypatch):
+    """The MLM term projects only the masked positions; its value is the old every-position cross-entropy."""
+    from st_contrast.losses import cil as cil_module
+
+    model = relation_model.eval()  # no dropout: the reference pass sees the same hidden states
+    loss = CILLoss(model, num_relations=2, mlm_weight=0.5, warmup_steps=0)
+    captured = {}
+    original_mask = cil_module.mask_tokens
+
+    def recording_mask(input_ids, attention_mask, *args, **kwargs):
+        masked, targets = original_mask(input_ids, attention_mask, *args, **kwargs)
+        captured.update(masked=masked, attention_mask=attention_mask, targets=targets)
+        return masked, targets
+
+    monkeypatch.setattr(cil_module, "mask_tokens", recording_mask)
+    bags, rel2id, view = _rows()
+    features, labels = _features(model, cil_dataset(bags, rel2id, 2, augment=view, max_words=12))
+    torch.manual_seed(0)
+    out = loss(features, labels)
+    encoder = model[0].auto_model
+    with torch.no_grad():
+        hidden = encoder(input_ids=captured["masked"], attention_mask=captured["attention_mask"]).last_hidden_state
+        logits = loss.mlm_head(hidden, encoder.get_input_embeddings().weight)  # every position, as before
+        expected = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), captured["targets"].reshape(-1), ignore_index=-100
+        )
+    assert bool((captured["targets"] != -100).any())
+    torch.testing.assert_close(out["mlm"].detach(), 0.5 * expected, rtol=1e-5, atol=1e-6)
+
+
+def test_anchors_of_only_markers_and_mentions_give_a_zero_mlm_term(relation_model, caplog):
+    import logging
+
+    loss = CILLoss(relation_model, num_relations=2, warmup_steps=0)
+    anchors = ["[E1] paris [/E1] [E2] france [/E2]", "[E1] rome [/E1] [E2] italy [/E2]"]
+    other = ["[E1] paris [/E1] is in [E2] france [/E2]", "[E1] rome [/E1] is in [E2] italy [/E2]"]
+    features = [relation_model.preprocess(anchors), relation_model.preprocess(other), relation_model.preprocess(other)]
+    with caplog.at_level(logging.WARNING, logger="st_contrast.modules.mlm"):
+        out = loss(features, torch.tensor([0, 1]))
+    assert out["mlm"].item() == 0.0
+    assert all(bool(torch.isfinite(value)) for value in out.values())
+    sum(out.values()).backward()
+    assert loss.mlm_head.dense.weight.grad is not None and torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
+    assert any("CILLoss" in r.getMessage() and "could be masked" in r.getMessage() for r in caplog.records)

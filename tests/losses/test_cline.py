@@ -7,7 +7,7 @@ import torch
 
 from st_contrast.losses import CLINELoss
 from st_contrast.losses import functional as F_
-from st_contrast.losses.cline import IGNORE, TokenAligner
+from st_contrast.views.alignment import IGNORE
 from tests.conftest import echo_features
 
 ORIGINAL = ["a man is playing a guitar", "the cat sat on the mat", "two children play football in the park"]
@@ -178,38 +178,6 @@ def test_rtd_labels_exact_on_hand_made_multi_piece_words(tiny_model):
     assert ant3[0][: int(feats[2]["attention_mask"][0].sum())].tolist() == expected(antonym[0], {"stood", "rug"}, 2)
 
 
-class _BPETokenizer:
-    """Byte-level-BPE-style vocabulary (word starts marked with Ġ) for the aligner."""
-
-    vocab = ["<s>", "</s>", "<pad>", "<unk>", "Ġthe", "Ġcat", "Ġfel", "ine", "Ġsat", ",", "Ġdog", "s", "the"]
-    all_special_ids = [0, 1, 2, 3]
-    unk_token_id = 3
-
-    def __len__(self):
-        return len(self.vocab)
-
-    def convert_ids_to_tokens(self, ids):
-        return [self.vocab[i] for i in ids]
-
-
-def test_aligner_handles_bpe_word_start_markers():
-    aligner = TokenAligner(_BPETokenizer())
-    assert aligner.scheme == "Ġ"
-    # <s> the cat sat , </s>   ->   <s> the fel ine sat , </s>
-    original = [0, 12, 5, 8, 9, 1]
-    rewrite = [0, 12, 6, 7, 8, 9, 1]
-    assert aligner.replaced(original, rewrite) == [IGNORE, 0, 1, 1, 0, 0, IGNORE]
-    # "dog" -> "dogs": the word differs, so both of its pieces count as replaced
-    assert aligner.replaced([0, 4, 10, 1], [0, 4, 10, 11, 1], value=2) == [IGNORE, 0, 2, 2, IGNORE]
-
-
-def test_identical_rewrite_has_no_replaced_token(tiny_model):
-    aligner = TokenAligner(tiny_model.tokenizer)
-    ids = tiny_model.tokenizer("the cat sat on the mat")["input_ids"]
-    labels = aligner.replaced(ids, ids)
-    assert labels[0] == IGNORE and labels[-1] == IGNORE and set(labels[1:-1]) == {0}
-
-
 # --- the full loss on a real (tiny) encoder -----------------------------------------------------------
 
 
@@ -353,3 +321,16 @@ def test_config_and_citation(tiny_model):
         "mlm_probability": 0.2,
     }
     assert "wang2021cline" in loss.citation
+
+
+def test_nothing_to_mask_gives_a_zero_mlm_term(tiny_model, caplog):
+    import logging
+
+    loss = CLINELoss(tiny_model, check_inputs=False)
+    feats = features(tiny_model, (["", ""], SYNONYM[:2], ANTONYM[:2]))  # an empty original: only special tokens
+    with caplog.at_level(logging.WARNING, logger="st_contrast.modules.mlm"):
+        out = loss(feats, None)
+    assert out["mlm"].item() == 0.0 and all(bool(torch.isfinite(v)) for v in out.values())
+    sum(out.values()).backward()
+    assert torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
+    assert any("CLINELoss" in r.getMessage() for r in caplog.records)

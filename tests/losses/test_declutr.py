@@ -418,3 +418,25 @@ def test_two_process_gloo_run_equals_one_process_on_the_concatenated_batch(tiny_
     assert sum(g.abs().sum() for g in grads.values()) > 0
     for name, grad in grads.items():
         torch.testing.assert_close(result["grads"][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_nothing_to_mask_gives_a_zero_mlm_term(tiny_model_mean, caplog, cached):
+    from st_contrast.losses import CachedDeCLUTRLoss
+
+    model = tiny_model_mean.eval()
+    if cached:
+        loss = CachedDeCLUTRLoss(model, mini_batch_size=3, check_inputs=False)
+    else:
+        loss = DeCLUTRLoss(model, check_inputs=False)
+    rows = _sampled_rows(2)
+    for row in rows:
+        row[0] = row[1] = ""  # empty anchors: only special tokens, nothing can be masked
+    with caplog.at_level(logging.WARNING, logger="st_contrast.modules.mlm"):
+        value = loss(_features(model, rows), None)
+    assert torch.isfinite(value)
+    assert loss.last_components["mlm"].item() == 0.0
+    torch.testing.assert_close(value.detach(), loss.last_components["contrastive"])
+    value.backward()
+    assert torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
+    assert any(type(loss).__name__ in r.getMessage() and "could be masked" in r.getMessage() for r in caplog.records)

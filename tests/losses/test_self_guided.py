@@ -7,7 +7,7 @@ import torch
 
 from st_contrast.losses import SelfGuidedContrastiveLoss
 from st_contrast.losses import functional as F_
-from st_contrast.losses.heads import hf_encoder
+from st_contrast.modeling import hf_encoder
 
 SMALL_HEAD = 32  # projection width for tests; the default (4096) is checked once
 
@@ -371,7 +371,7 @@ def test_trainer_two_steps_logs_both_components(tiny_model, sentences, tmp_path,
         ({"guide_layers": [1.0]}, "must hold integers"),
         ({"projection_dim": 0}, "projection_dim must be a positive integer"),
         ({"projection_dim": 2.5}, "projection_dim must be a positive integer"),
-        ({"regularization_weight": -1}, "regularization_weight must be >= 0"),
+        ({"regularization_weight": -1}, "regularization_weight must be a finite number >= 0"),
         ({"regularization_weight": "a"}, "regularization_weight must be a number"),
         ({"freeze_embeddings": "yes"}, "freeze_embeddings must be True or False"),
     ],

@@ -1,9 +1,16 @@
-"""Token-level heads owned by losses (never saved with the model): masked language modelling.
+"""The one masked-language-modelling path, shared by CLINE, DeCLUTR, CachedDeCLUTR and CIL.
 
-Shared by CLINE, DeCLUTR and CIL. The MLM head is the BERT/RoBERTa form
-``LayerNorm(gelu(W·h)) · Eᵀ + b`` with the decoder tied to the encoder's input embeddings ``E``
-(passed in at call time, so the embedding matrix is registered once, under the model). When the
-encoder's checkpoint folder holds pretrained MLM head weights they are loaded.
+1. :func:`mask_tokens`: BERT's masking (``probability`` of the real tokens; 80% [MASK], 10% random, 10% kept),
+   never touching special tokens, padding or protected positions (CIL's entity markers and mentions);
+2. :meth:`MLMHead.loss`: the head projects **only the masked positions** onto the vocabulary (about 15% of
+   the tokens: the same mean, a fraction of the work) and takes their cross-entropy. When nothing could be
+   masked in a batch (every token special, padding or protected) the term is a zero that stays connected to
+   the graph (zero gradients, never NaN), with a warning the first time for each head.
+
+The head is the BERT/RoBERTa form ``LayerNorm(gelu(W·h)) · Eᵀ + b`` with the decoder tied to the encoder's
+input embeddings ``E`` (passed in at call time, so the embedding matrix is registered once, under the
+model). When the encoder's checkpoint folder holds pretrained MLM head weights they are loaded. The head is
+owned by the loss (trained with it, never saved with the model).
 """
 
 from __future__ import annotations
@@ -16,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from st_contrast.losses._checks import check_rate
+from st_contrast.modeling import hf_encoder, special_token_ids, tokenizer_of
+
 logger = logging.getLogger(__name__)
+
+#: label of the positions that are not predicted (PyTorch's cross-entropy default)
+IGNORE_INDEX = -100
 
 # checkpoint prefixes of the MLM head in Hugging Face BERT-like and RoBERTa-like models
 _HEAD_PREFIXES = {
@@ -27,20 +40,6 @@ _HEAD_PREFIXES = {
     "lm_head.layer_norm.": "layer_norm.",
     "lm_head.bias": "bias",
 }
-
-
-def hf_encoder(model: nn.Module) -> nn.Module:
-    """The Hugging Face ``PreTrainedModel`` inside a SentenceTransformer (its first module's ``auto_model``)."""
-    if hasattr(model, "get_input_embeddings") and hasattr(model, "config"):
-        return model
-    for module in model.modules():
-        auto_model = getattr(module, "auto_model", None)
-        if auto_model is not None and hasattr(auto_model, "get_input_embeddings"):
-            return auto_model
-    raise ValueError(
-        "this loss needs a Hugging Face encoder (a SentenceTransformer whose first module is a Transformer "
-        f"with an `auto_model`), got {type(model).__name__}"
-    )
 
 
 class MLMHead(nn.Module):
@@ -54,6 +53,7 @@ class MLMHead(nn.Module):
         nn.init.normal_(self.dense.weight, std=init_std)
         nn.init.zeros_(self.dense.bias)
         self.loaded_pretrained = False
+        self._warned_nothing_masked = False
 
     @classmethod
     def from_model(cls, model: nn.Module, load_pretrained: bool = True) -> MLMHead:
@@ -99,6 +99,47 @@ class MLMHead(nn.Module):
         hidden = self.layer_norm(F.gelu(self.dense(hidden_states)))
         return F.linear(hidden, embedding_weight, self.bias)
 
+    def loss(
+        self,
+        token_embeddings: Tensor,
+        labels: Tensor,
+        embedding_weight: Tensor,
+        reduction: str = "mean",
+        loss_name: str | None = "MLM",
+    ) -> Tensor:
+        """Cross-entropy of the masked positions (``labels != -100``), projecting only those onto the vocabulary.
+
+        ``token_embeddings`` is ``(..., H)`` and ``labels`` its leading shape (already-picked ``(N, H)`` rows
+        with ``(N,)`` labels work too). ``reduction`` is ``"mean"`` over the masked tokens or ``"sum"``. When
+        no position is masked the result is ``0`` connected to the graph (its gradients are zeros), and the
+        first such batch logs a warning naming ``loss_name`` (``None``: no warning, for callers that see one
+        chunk of a batch at a time).
+        """
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        picked = labels != IGNORE_INDEX
+        if not bool(picked.any()):
+            if loss_name is not None:
+                self.warn_nothing_masked(loss_name)
+            return self.zero_like_loss(token_embeddings, embedding_weight)
+        logits = self(token_embeddings[picked], embedding_weight)
+        return F.cross_entropy(logits.float(), labels[picked], reduction=reduction)
+
+    def zero_like_loss(self, token_embeddings: Tensor, embedding_weight: Tensor) -> Tensor:
+        """A float32 zero that depends on the inputs and the head's weights, so ``backward`` gives zero gradients."""
+        terms = [token_embeddings.sum(), embedding_weight.sum(), *(p.sum() for p in self.parameters())]
+        return torch.stack([t.float() for t in terms]).sum() * 0.0
+
+    def warn_nothing_masked(self, loss_name: str) -> None:
+        """Log, once for this head, that a batch had no token that could be masked."""
+        if not self._warned_nothing_masked:
+            logger.warning(
+                "%s: no token of this batch could be masked for MLM (every token is special, padding or protected), "
+                "so its MLM term is 0. Check that the texts are not empty (later batches like this are not reported).",
+                loss_name,
+            )
+            self._warned_nothing_masked = True
+
 
 def _read_checkpoint(folder: str) -> dict[str, Tensor]:
     if not folder or not os.path.isdir(folder):
@@ -128,10 +169,10 @@ def mask_tokens(
 
     Returns ``(masked_input_ids, labels)`` with labels ``-100`` where nothing is predicted. Special
     tokens, padding and positions in ``protected`` (e.g. entity markers) are never picked. At least
-    one token per batch is picked so the MLM loss is always defined.
+    one token per batch is picked when any can be; when none can, every label is ``-100`` and
+    :meth:`MLMHead.loss` gives 0.
     """
-    if not 0.0 < probability < 1.0:
-        raise ValueError(f"mlm_probability must be in (0, 1), got {probability}")
+    check_rate(probability, "mlm_probability", low_open=True, high_open=True)
     device = input_ids.device
     candidates = attention_mask.bool()
     if special_ids:
@@ -154,58 +195,21 @@ def mask_tokens(
 
 
 def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy over the predicted (label != -100) positions."""
+    """Mean cross-entropy over the predicted (label != -100) positions of full-vocabulary ``logits``.
+
+    :meth:`MLMHead.loss` is the cheaper path (it projects only the masked positions); this one is for logits
+    that already exist.
+    """
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
 def tokenizer_ids(model: nn.Module) -> dict[str, Any]:
     """mask id, vocabulary size and the ids of special (non-text) tokens of ``model``'s tokenizer."""
-    tokenizer = getattr(model, "tokenizer", None)
+    tokenizer = tokenizer_of(model)
     if tokenizer is None or tokenizer.mask_token_id is None:
         raise ValueError("MLM needs a tokenizer with a mask token ([MASK] / <mask>)")
-    unk = tokenizer.unk_token_id
     return {
         "mask_token_id": int(tokenizer.mask_token_id),
         "vocab_size": int(hf_encoder(model).get_input_embeddings().weight.shape[0]),
-        "special_ids": [i for i in tokenizer.all_special_ids if i != unk],
+        "special_ids": special_token_ids(tokenizer),
     }
-
-
-class RTDHead(nn.Module):
-    """Replaced-token-detection head: ``W_o · LayerNorm(gelu(W·h)) + b`` on every token (CLINE).
-
-    ``num_labels=1`` gives one logit per token (replaced or not, the CLINE paper's binary detection);
-    ``num_labels=3`` gives the official code's three classes (original / replaced in the synonym rewrite /
-    replaced in the antonym rewrite). The structure is the official code's token-error head, shaped like
-    the MLM head but with a small output layer.
-    """
-
-    def __init__(self, hidden_size: int, num_labels: int = 1, layer_norm_eps: float = 1e-12, init_std: float = 0.02):
-        super().__init__()
-        if num_labels < 1:
-            raise ValueError(f"num_labels must be >= 1, got {num_labels}")
-        self.num_labels = num_labels
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.decoder = nn.Linear(hidden_size, num_labels)
-        for linear in (self.dense, self.decoder):
-            nn.init.normal_(linear.weight, std=init_std)
-            nn.init.zeros_(linear.bias)
-
-    @classmethod
-    def from_model(cls, model: nn.Module, num_labels: int = 1) -> RTDHead:
-        """A head sized for ``model``'s encoder, on the encoder's device."""
-        encoder = hf_encoder(model)
-        config = encoder.config
-        head = cls(
-            config.hidden_size,
-            num_labels,
-            getattr(config, "layer_norm_eps", 1e-12),
-            getattr(config, "initializer_range", 0.02),
-        )
-        return head.to(encoder.get_input_embeddings().weight.device)
-
-    def forward(self, hidden_states: Tensor) -> Tensor:
-        """``(..., num_labels)`` logits (``(...,)`` squeezed when ``num_labels == 1``)."""
-        logits = self.decoder(self.layer_norm(F.gelu(self.dense(hidden_states))))
-        return logits.squeeze(-1) if self.num_labels == 1 else logits

@@ -1,0 +1,116 @@
+"""Supervised contrastive learning: Khosla et al. (2020)'s SupCon and Zeng et al. (2021)'s grouping."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._checks import check_temperature
+from .infonce import cosine_similarity_matrix
+
+
+def _same_label_mask(labels_a: Tensor, labels_b: Tensor) -> Tensor:
+    return labels_a.reshape(-1, 1) == labels_b.reshape(1, -1)
+
+
+def _scaled_cosines(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    """``cos(a_i, b_j)/τ`` in float32 at least (half precision would overflow ``exp`` at small τ)."""
+    similarities = cosine_similarity_matrix(a, b)
+    if similarities.dtype not in (torch.float32, torch.float64):
+        similarities = similarities.float()
+    return similarities / temperature
+
+
+def supcon_khosla_terms(embeddings: Tensor, labels: Tensor, temperature: float = 0.1) -> tuple[Tensor, Tensor]:
+    """Per-anchor SupCon losses ("L_out" of Khosla et al., 2020, eq. 2) and which anchors have a positive.
+
+    Every row of ``embeddings`` (all views stacked along dim 0, ``labels`` repeated to match) is an
+    anchor. Its positives are the other rows with the same label; its denominator runs over all other
+    rows: ``loss_i = -1/|P(i)| Σ_{p∈P(i)} log( e(z_i, z_p) / Σ_{a≠i} e(z_i, z_a) )`` with
+    ``e(a, b) = exp(cos(a, b)/τ)``.
+
+    Returns ``(per_anchor, has_positive)``: anchors without a positive get a loss of exactly 0 (and no
+    gradient) and ``has_positive`` False, so callers can skip and count them. Needs at least 2 rows.
+    """
+    n = embeddings.shape[0]
+    if n < 2:
+        raise ValueError(f"SupCon needs at least 2 embeddings (anchor and candidates), got {n}")
+    self_mask = torch.eye(n, dtype=torch.bool, device=embeddings.device)
+    logits = _scaled_cosines(embeddings, embeddings, temperature)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = _same_label_mask(labels, labels) & ~self_mask
+    counts = positives.sum(dim=1)
+    summed = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
+    per_anchor = -summed / counts.clamp(min=1)
+    return per_anchor, counts > 0
+
+
+def supcon_zeng_terms(clean: Tensor, adversarial: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
+    """Per-anchor SupCon losses with the grouping of Zeng et al. (2021)'s official code; shape ``(2n,)``.
+
+    Rows ``0..n-1`` are the clean anchors, rows ``n..2n-1`` the adversarial ones. For the clean anchor
+    ``i`` and a same-label example ``j ≠ i``, the clean and adversarial views of ``j`` share one log
+    term: ``log( (e(c_i, c_j) + e(c_i, a_j)) / D_i )``; the anchor's own adversarial view gives
+    ``log( e(c_i, a_i) / D_i )``. ``D_i = Σ_{k≠i} e(c_i, c_k) + Σ_k e(c_i, a_k)`` as in Khosla's form.
+    The sum of the terms is divided by the number of same-label examples (the anchor included), and
+    the adversarial anchors are treated symmetrically. Every anchor has a positive (its other view).
+
+    The official code returns the mean over ``i`` of the clean plus the adversarial term, i.e. twice
+    ``per_anchor.mean()`` of this function (tested); this form keeps the scale of :func:`supcon_khosla_terms`.
+    """
+    n = clean.shape[0]
+    if adversarial.shape[0] != n or labels.shape[0] != n:
+        raise ValueError(
+            f"clean ({n}), adversarial ({adversarial.shape[0]}) and labels ({labels.shape[0]}) "
+            "must have the same length"
+        )
+    eye = torch.eye(n, dtype=torch.bool, device=clean.device)
+    same = _same_label_mask(labels, labels)
+    s_cc = _scaled_cosines(clean, clean, temperature).masked_fill(eye, float("-inf"))
+    s_aa = _scaled_cosines(adversarial, adversarial, temperature).masked_fill(eye, float("-inf"))
+    s_ca = _scaled_cosines(clean, adversarial, temperature)
+    counts = same.sum(dim=1).to(s_ca.dtype)
+    per_view = []
+    for same_view, cross in ((s_cc, s_ca), (s_aa, s_ca.transpose(0, 1))):
+        denominator = torch.logsumexp(torch.cat([same_view, cross], dim=1), dim=1, keepdim=True)
+        numerator = torch.logaddexp(same_view, cross)
+        terms = (numerator - denominator).masked_fill(~same, 0.0).sum(dim=1)
+        per_view.append(-terms / counts)
+    return torch.cat(per_view)
+
+
+def supcon_loss(
+    embeddings: Tensor | list[Tensor],
+    labels: Tensor,
+    temperature: float = 0.1,
+    variant: str = "khosla",
+) -> tuple[Tensor, int]:
+    """Supervised contrastive loss, averaged over the anchors that have a positive.
+
+    ``embeddings`` is one ``(n, d)`` tensor (one view) or a list of views of the same ``n`` examples
+    (``labels`` has length ``n``). ``variant="khosla"`` stacks the views and treats every row as an
+    anchor (:func:`supcon_khosla_terms`); ``variant="zeng"`` needs exactly two views, clean then
+    adversarial (:func:`supcon_zeng_terms`).
+
+    Returns ``(loss, skipped)``, ``skipped`` being the number of anchors without any positive. They
+    are left out of the mean; when every anchor is skipped the loss is a zero that is still connected
+    to the graph (so ``backward`` works and gives zero gradients), never NaN.
+    """
+    temperature = check_temperature(temperature)
+    views = [embeddings] if isinstance(embeddings, Tensor) else list(embeddings)
+    if variant == "zeng":
+        if len(views) != 2:
+            raise ValueError(
+                f"variant='zeng' groups a clean and an adversarial view: it needs 2 views, got {len(views)}"
+            )
+        return supcon_zeng_terms(views[0], views[1], labels, temperature).mean(), 0
+    if variant != "khosla":
+        raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
+    stacked = torch.cat(views, dim=0)
+    per_anchor, has_positive = supcon_khosla_terms(stacked, labels.repeat(len(views)), temperature)
+    kept = int(has_positive.sum())
+    skipped = per_anchor.shape[0] - kept
+    if kept == 0:
+        return stacked.sum() * 0.0, skipped
+    return per_anchor.sum() / kept, skipped
