@@ -134,8 +134,8 @@ class DeCLUTRSpanSampler:
 
                 from st_contrast.data.declutr import DeCLUTRSpanSampler, read_wikitext_articles
 
-                sampler = DeCLUTRSpanSampler(min_span=16, max_span=128, on_short="skip", seed=0)
-                dataset = sampler.dataset(read_wikitext_articles("wikitext2_valid.txt"))
+                sampler = DeCLUTRSpanSampler(min_span=16, max_span=126, model=model, on_short="skip", seed=0)
+                dataset = sampler.dataset(read_wikitext_articles("wikitext2_valid.txt"))  # spans in model tokens
                 print(sampler.report())   # "sampled 60, skipped 0, shrunk 0 document(s) (...)"
         """
         for name, value, low in (

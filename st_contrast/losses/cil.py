@@ -139,7 +139,9 @@ class CILLoss(nn.Module):
             +---------------------------------------------------+------------------+------------------------------+
 
             Every text carries the entity markers (``st_contrast.data.relation.cil_dataset`` /
-            ``cil_examples`` build these rows, filling small bags by repetition).
+            ``cil_examples`` build these rows, filling small bags by repetition). With ``anchors="all"`` the
+            row is ``(sentence_1, ..., sentence_k, augmented_1, ..., augmented_k)``
+            (``cil_dataset(..., augment_all=True)``).
 
         Relations:
             - With ``contrastive_weight=0`` and ``mlm_weight=0`` this is plain selective-attention bag
