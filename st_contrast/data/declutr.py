@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 Strategy = Literal["adjacent-overlapping-subsumed", "subsuming", "adjacent"]
 OnShort = Literal["error", "skip", "shrink"]
+Unit = Literal["words", "tokens"]
 STRATEGIES = ("adjacent-overlapping-subsumed", "subsuming", "adjacent")
 
 
@@ -93,6 +94,8 @@ class DeCLUTRSpanSampler:
         tokenizer: Any = None,
         on_short: OnShort = "error",
         seed: int | None = None,
+        unit: Unit | None = None,
+        model: Any = None,
     ) -> None:
         """DeCLUTR's anchor/positive span sampler (Giorgi et al., ACL 2021, sec. 2.2); see the module docstring.
 
@@ -114,6 +117,14 @@ class DeCLUTRSpanSampler:
                 document to ``max_span' = n // (2A)`` and ``min_span' = max(1, min_span·max_span'/max_span)``.
                 Documents too short for even 1-token spans are skipped. :attr:`counts` reports each.
             seed: seed of the sampler's own ``numpy.random.Generator`` (draws are reproducible).
+            unit: what a span length counts. ``"tokens"``: the subword tokens of a Hugging Face fast tokenizer
+                (``tokenizer=`` or ``model=``), as every released DeCLUTR config does; ``"words"``: whitespace
+                tokens (the paper's description), or a callable tokenizer's tokens. ``None`` (default): ``"tokens"``
+                whenever a fast tokenizer is available (given, or the model's), else ``"words"``.
+            model: the SentenceTransformer to train; its tokenizer (``model.tokenizer``) is then used as
+                ``tokenizer`` (pass one of the two, not both), so spans are measured in the model's own subword
+                tokens by default. A warning is logged when ``max_span`` plus the special tokens exceeds
+                ``model.max_seq_length`` (the encoder would truncate the longest spans).
 
         Raises:
             ValueError: for invalid settings (each message says what is allowed).
@@ -123,8 +134,8 @@ class DeCLUTRSpanSampler:
 
                 from st_contrast.data.declutr import DeCLUTRSpanSampler, read_wikitext_articles
 
-                sampler = DeCLUTRSpanSampler(min_span=16, max_span=128, on_short="skip", seed=0)
-                dataset = sampler.dataset(read_wikitext_articles("wikitext2_valid.txt"))
+                sampler = DeCLUTRSpanSampler(min_span=16, max_span=126, model=model, on_short="skip", seed=0)
+                dataset = sampler.dataset(read_wikitext_articles("wikitext2_valid.txt"))  # spans in model tokens
                 print(sampler.report())   # "sampled 60, skipped 0, shrunk 0 document(s) (...)"
         """
         for name, value, low in (
@@ -143,6 +154,40 @@ class DeCLUTRSpanSampler:
             raise ValueError(f"on_short must be 'error', 'skip' or 'shrink', got {on_short!r}")
         if tokenizer is not None and not callable(tokenizer):
             raise ValueError(f"tokenizer must be None, a callable or a Hugging Face tokenizer, got {tokenizer!r}")
+        if unit not in (None, "words", "tokens"):
+            raise ValueError(f"unit must be 'tokens' (subword tokens), 'words' (whitespace) or None, got {unit!r}")
+        if model is not None:
+            if tokenizer is not None:
+                raise ValueError("pass either model (its tokenizer is used) or tokenizer, not both")
+            if unit != "words":
+                from st_contrast.modeling import tokenizer_of
+
+                tokenizer = tokenizer_of(model, "DeCLUTRSpanSampler(model=...) measuring spans in subword tokens")
+        fast = tokenizer is not None and bool(getattr(tokenizer, "is_fast", False))
+        if unit is None:
+            unit = "tokens" if fast else "words"
+        elif unit == "tokens" and not fast:
+            raise ValueError(
+                "unit='tokens' counts a Hugging Face fast tokenizer's subword tokens: pass model=model or "
+                f"tokenizer=model.tokenizer (a fast tokenizer), got tokenizer={tokenizer!r}"
+            )
+        elif unit == "words" and fast:
+            raise ValueError(
+                "unit='words' counts whitespace tokens, but a Hugging Face tokenizer was given; drop it, or use "
+                "unit='tokens'"
+            )
+        self.unit: Unit = unit
+        if model is not None and unit == "tokens":
+            limit = getattr(model, "max_seq_length", None)
+            specials = tokenizer.num_special_tokens_to_add() if hasattr(tokenizer, "num_special_tokens_to_add") else 2
+            if isinstance(limit, int) and max_span + specials > limit:
+                logger.warning(
+                    "DeCLUTRSpanSampler: max_span=%d plus %d special tokens exceeds the model's max_seq_length=%d, "
+                    "so the longest spans will be truncated by the encoder",
+                    max_span,
+                    specials,
+                    limit,
+                )
         self.num_anchors = int(num_anchors)
         self.num_positives = int(num_positives)
         self.min_span = int(min_span)
@@ -403,6 +448,7 @@ class DeCLUTRSpanSampler:
             "tokenizer": None if self.tokenizer is None else type(self.tokenizer).__name__,
             "on_short": self.on_short,
             "seed": self.seed,
+            "unit": self.unit,
         }
 
     def __repr__(self) -> str:

@@ -468,6 +468,7 @@ def cil_rows(
     seed: int = 0,
     max_words: int | None = 64,
     markers: Sequence[str] | None = None,
+    augment_all: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows ``{sentence_1, ..., sentence_k, augmented, label}`` for :class:`st_contrast.losses.CILLoss`.
 
@@ -477,6 +478,10 @@ def cil_rows(
     ``bag_size`` are subsampled; smaller bags are filled by repeating their sentences in order (a repeated
     sentence counts again in the selective attention, a documented approximation). Without ``augment`` the
     ``augmented`` column repeats the anchor (the positive then differs only by dropout).
+
+    ``augment_all=True`` gives every sentence its own view, ``augmented_1 .. augmented_k`` in place of
+    ``augmented`` (for ``CILLoss(anchors="all")``, the official code's every-instance anchors); the first
+    view is the one ``augment_all=False`` writes.
     """
     if int(bag_size) < 1:
         raise ValueError(f"bag_size must be >= 1, got {bag_size}")
@@ -497,7 +502,14 @@ def cil_rows(
         row: dict[str, Any] = {
             f"sentence_{i + 1}": mark_entities(instance, markers, max_words) for i, instance in enumerate(filled)
         }
-        row["augmented"] = mark_entities(positive, markers, max_words)
+        if augment_all:
+            for i, instance in enumerate(filled):
+                view = positive if i == 0 else instance
+                if i > 0 and augment is not None:
+                    view = augment(instance, (seed * 1_000_003 + index) * 1_009 + i)
+                row[f"augmented_{i + 1}"] = mark_entities(view, markers, max_words)
+        else:
+            row["augmented"] = mark_entities(positive, markers, max_words)
         row["label"] = label
         rows.append(row)
     return rows
@@ -511,12 +523,14 @@ def cil_dataset(
     seed: int = 0,
     max_words: int | None = 64,
     markers: Sequence[str] | None = None,
+    augment_all: bool = False,
 ):
     """:func:`cil_rows` as a ``datasets.Dataset`` (for ``SentenceTransformerTrainer``)."""
     from datasets import Dataset
 
-    rows = cil_rows(bags, relation_to_id, bag_size, augment, seed, max_words, markers)
-    columns = list(rows[0]) if rows else [*(f"sentence_{i + 1}" for i in range(bag_size)), "augmented", "label"]
+    rows = cil_rows(bags, relation_to_id, bag_size, augment, seed, max_words, markers, augment_all)
+    views = [f"augmented_{i + 1}" for i in range(bag_size)] if augment_all else ["augmented"]
+    columns = list(rows[0]) if rows else [*(f"sentence_{i + 1}" for i in range(bag_size)), *views, "label"]
     return Dataset.from_dict({column: [row[column] for row in rows] for column in columns})
 
 
@@ -528,6 +542,7 @@ def cil_examples(
     seed: int = 0,
     max_words: int | None = 64,
     markers: Sequence[str] | None = None,
+    augment_all: bool = False,
 ) -> list:
     """:func:`cil_rows` as ``InputExample``s (for ``model.fit``).
 
@@ -537,7 +552,7 @@ def cil_examples(
     from sentence_transformers.readers import InputExample
 
     examples = []
-    for row in cil_rows(bags, relation_to_id, bag_size, augment, seed, max_words, markers):
+    for row in cil_rows(bags, relation_to_id, bag_size, augment, seed, max_words, markers, augment_all):
         label = row.pop("label")
         examples.append(InputExample(texts=list(row.values()), label=label))
     return examples

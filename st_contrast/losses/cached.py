@@ -20,7 +20,7 @@ from ._common import merge_features
 from ._gradcache import cached_loss, count_rows
 from .declutr import DeCLUTRLoss
 from .simcse import ProjectionMode, SimCSELoss
-from .supcon import SupConLoss, Variant
+from .supcon import Form, NoPositive, SupConLoss, Variant
 
 _GRADCACHE_CITATION = """
 @inproceedings{gao2021gradcache,
@@ -149,6 +149,8 @@ class CachedSupConLoss(SupConLoss):
         dropout_views: bool = False,
         mini_batch_size: int = 64,
         check_inputs: bool = True,
+        form: Form = "out",
+        no_positive: NoPositive = "drop",
     ) -> None:
         """:class:`SupConLoss` with GradCache: the same loss and gradients, activation memory of one mini-batch.
 
@@ -166,6 +168,7 @@ class CachedSupConLoss(SupConLoss):
             mini_batch_size: rows embedded at once; all views are embedded as one flattened batch chunked by
                 this size. It changes memory and speed, not the loss.
             check_inputs: check each batch for empty texts.
+            form, no_positive: as :class:`SupConLoss` (``L_out``/``L_in``; anchors without a positive).
 
         References:
             - Khosla et al. Supervised Contrastive Learning. NeurIPS 2020. https://arxiv.org/abs/2004.11362
@@ -179,7 +182,13 @@ class CachedSupConLoss(SupConLoss):
               for any mini-batch size, and with dropout when one mini-batch covers the batch).
         """
         super().__init__(
-            model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
+            model,
+            temperature=temperature,
+            variant=variant,
+            dropout_views=dropout_views,
+            check_inputs=check_inputs,
+            form=form,
+            no_positive=no_positive,
         )
         self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 

@@ -17,9 +17,30 @@ from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature
-from ._common import embed_merged
+from ._common import embed_merged, merge_features
 
 NegativesRule = Literal["other_bags", "official"]
+Anchors = Literal["first", "all"]
+MLMSentences = Literal["first", "all"]
+MLMProtected = Literal["entities", "start_markers"]
+
+#: what ``official=True`` turns on (each can still be set on its own; an explicit argument wins)
+OFFICIAL_CIL = {
+    "detach_query": True,
+    "bag_dropout": 0.5,
+    "anchors": "all",
+    "first_step": 1,
+    "mlm_sentences": "all",
+    "mlm_protected": "start_markers",
+}
+_PAPER_CIL = {
+    "detach_query": False,
+    "bag_dropout": 0.0,
+    "anchors": "first",
+    "first_step": 0,
+    "mlm_sentences": "first",
+    "mlm_protected": "entities",
+}
 
 
 def cil_ramp(step: int, warmup_steps: int) -> float:
@@ -39,6 +60,13 @@ class CILLoss(ContrastiveLoss):
         "warmup_steps",
         "negatives",
         "mlm_probability",
+        "official",
+        "detach_query",
+        "bag_dropout",
+        "anchors",
+        "first_step",
+        "mlm_sentences",
+        "mlm_protected",
     )
     CITATION = """
 @inproceedings{chen-etal-2021-cil,
@@ -63,6 +91,13 @@ class CILLoss(ContrastiveLoss):
         mlm_probability: float = 0.15,
         load_pretrained_mlm_head: bool = True,
         check_inputs: bool = True,
+        official: bool = False,
+        detach_query: bool | None = None,
+        bag_dropout: float | None = None,
+        anchors: Anchors | None = None,
+        first_step: int | None = None,
+        mlm_sentences: MLMSentences | None = None,
+        mlm_protected: MLMProtected | None = None,
     ) -> None:
         """CIL (Chen et al., ACL 2021): bag-level relation classification plus contrastive instance learning.
 
@@ -95,6 +130,21 @@ class CILLoss(ContrastiveLoss):
             mlm_probability: fraction of non-entity tokens picked for MLM (80/10/10 masking).
             load_pretrained_mlm_head: start the MLM head from the checkpoint's MLM weights when it has them.
             check_inputs: check each batch for empty texts.
+            official: the preset of the official code's details below (:data:`OFFICIAL_CIL`); each of them
+                given explicitly wins over the preset. ``negatives`` is not part of it (see above).
+            detach_query: attend with the classifier weight's data (official ``fc.weight.data``), so the
+                classifier weight gets no gradient through the attention. Default False.
+            bag_dropout: dropout on the bag vector before the classifier (official 0.5). Default 0.
+            anchors: ``"first"`` (default): the bag's first sentence is the InfoNCE anchor and the row has one
+                ``augmented`` column; ``"all"`` (official): every sentence of the bag is an anchor, each with
+                its own augmented view, the row being ``(sentence_1..k, augmented_1..k)``
+                (``cil_dataset(..., augment_all=True)``); the loss is the mean over the ``B·k`` anchors.
+            first_step: the ramp's ``t`` for the first training call: 0 (default, ``α = 0`` on the first
+                step) or 1 (official: the counter starts at 1). :attr:`step` still counts calls.
+            mlm_sentences: ``"first"`` (default): MLM on the bag's first sentence; ``"all"`` (official): on
+                every sentence of the bag (``k`` rows through the encoder, one mean over all masked tokens).
+            mlm_protected: ``"entities"`` (default): markers and mentions never masked; ``"start_markers"``
+                (official): only the two start markers (the pooled positions) are protected.
 
         References:
             - Chen, Shi, Tang, Chen, Wu, Zhuang. CIL: Contrastive Instance Learning Framework for Distantly
@@ -117,7 +167,9 @@ class CILLoss(ContrastiveLoss):
             +---------------------------------------------------+------------------+------------------------------+
 
             Every text carries the entity markers (``st_contrast.data.relation.cil_dataset`` /
-            ``cil_examples`` build these rows, filling small bags by repetition).
+            ``cil_examples`` build these rows, filling small bags by repetition). With ``anchors="all"`` the
+            row is ``(sentence_1, ..., sentence_k, augmented_1, ..., augmented_k)``
+            (``cil_dataset(..., augment_all=True)``).
 
         Relations:
             - With ``contrastive_weight=0`` and ``mlm_weight=0`` this is plain selective-attention bag
@@ -153,12 +205,45 @@ class CILLoss(ContrastiveLoss):
         if negatives not in ("other_bags", "official"):
             raise ValueError(f"negatives must be 'other_bags' (the paper) or 'official' (the code), got {negatives!r}")
         self.negatives = negatives
+        chosen = {
+            "detach_query": detach_query,
+            "bag_dropout": bag_dropout,
+            "anchors": anchors,
+            "first_step": first_step,
+            "mlm_sentences": mlm_sentences,
+            "mlm_protected": mlm_protected,
+        }
+        self.official = bool(official)
+        preset = OFFICIAL_CIL if self.official else _PAPER_CIL
+        options = {key: preset[key] if value is None else value for key, value in chosen.items()}
+        self.detach_query = bool(options["detach_query"])
+        self.bag_dropout = check_rate(options["bag_dropout"], "bag_dropout", high_open=True)
+        for key, allowed in (
+            ("anchors", ("first", "all")),
+            ("mlm_sentences", ("first", "all")),
+            ("mlm_protected", ("entities", "start_markers")),
+        ):
+            if options[key] not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {options[key]!r}")
+        self.anchors: str = options["anchors"]
+        self.mlm_sentences: str = options["mlm_sentences"]
+        self.mlm_protected: str = options["mlm_protected"]
+        if options["first_step"] not in (0, 1) or isinstance(options["first_step"], bool):
+            raise ValueError(f"first_step must be 0 (ours) or 1 (the official counter), got {options['first_step']!r}")
+        self.first_step = int(options["first_step"])
+        if self.anchors == "all" and self.negatives == "official":
+            raise ValueError(
+                "negatives='official' (the transposed sum) is defined for one anchor per bag; with anchors='all' use "
+                "negatives='other_bags'"
+            )
         self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
         pooling = find_entity_pooling(model)
         self.marker_ids: list[int] = list(pooling.marker_ids)
         dim = pooling.get_embedding_dimension()
         reference = next(iter(pooling.parameters()), None)
-        self.bag_classifier = BagAttentionClassifier(dim, num_relations)
+        self.bag_classifier = BagAttentionClassifier(
+            dim, num_relations, detach_query=self.detach_query, dropout=self.bag_dropout
+        )
         if reference is not None:
             self.bag_classifier.to(device=reference.device, dtype=reference.dtype)
         self.mlm_head: MLMHead | None = None
@@ -190,8 +275,8 @@ class CILLoss(ContrastiveLoss):
     # ------------------------------------------------------------------ forward
 
     def alpha(self, step: int | None = None) -> float:
-        """``α(t)`` at ``step`` (default: the current :attr:`step`)."""
-        return cil_ramp(self.step if step is None else step, self.warmup_steps)
+        """``α(t)`` at counter value ``step`` (default: the current :attr:`step`), ``t = step + first_step``."""
+        return cil_ramp((self.step if step is None else step) + self.first_step, self.warmup_steps)
 
     def forward(
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
@@ -204,23 +289,41 @@ class CILLoss(ContrastiveLoss):
             )
         labels = self._check_labels(labels, sentence_features[0]["input_ids"].shape[0])
         self.check_texts(sentence_features)
+        k = self._bag_size(len(sentence_features))
         use_contrastive = self.contrastive_weight > 0
-        columns = sentence_features if use_contrastive else sentence_features[:-1]
+        columns = sentence_features if use_contrastive else sentence_features[:k]
         embeddings = embed_merged(self.model, columns)
         if not use_contrastive:
-            embeddings = [*embeddings, embeddings[0]]  # placeholder; never used without the contrastive term
+            # placeholders; never used without the contrastive term
+            embeddings = [*embeddings, *embeddings[: len(sentence_features) - k]]
         losses = self.compute_loss_from_embeddings(embeddings, labels)
         if self.mlm_head is not None:
-            losses["mlm"] = self.mlm_weight * self._mlm_loss(sentence_features[0])
+            mlm_columns = sentence_features[:k] if self.mlm_sentences == "all" else sentence_features[:1]
+            losses["mlm"] = self.mlm_weight * self._mlm_loss(mlm_columns)
         if torch.is_grad_enabled():
             self.step += 1
         return losses
 
+    def _bag_size(self, columns: int) -> int:
+        """``k`` from the number of columns: ``k + 1`` (``anchors="first"``) or ``2k`` (``anchors="all"``)."""
+        if self.anchors == "all":
+            if columns < 2 or columns % 2:
+                raise ValueError(
+                    f"CILLoss(anchors='all') expects columns (sentence_1..k, augmented_1..k), an even number, got "
+                    f"{columns}. Build the rows with st_contrast.data.relation.cil_dataset(..., augment_all=True)."
+                )
+            return columns // 2
+        return columns - 1
+
     def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor) -> dict[str, Tensor]:
-        """Bag CE and the weighted InfoNCE from ``[sentence_1, ..., sentence_k, augmented]`` embeddings."""
+        """Bag CE and the weighted InfoNCE from ``[sentence_1, ..., sentence_k, augmented]`` embeddings.
+
+        With ``anchors="all"``: ``[sentence_1, ..., sentence_k, augmented_1, ..., augmented_k]``.
+        """
         if len(embeddings) < 2:
             raise ValueError(f"CILLoss needs k >= 1 sentence embeddings and the augmented one, got {len(embeddings)}")
-        instances = torch.stack(list(embeddings[:-1]), dim=1)  # (B, k, D)
+        k = self._bag_size(len(embeddings))
+        instances = torch.stack(list(embeddings[:k]), dim=1)  # (B, k, D)
         logits, bags = self.bag_classifier(instances, labels)
         losses = {"bag_ce": F.cross_entropy(logits, labels)}
         if self.contrastive_weight > 0:
@@ -230,9 +333,20 @@ class CILLoss(ContrastiveLoss):
                     f"{bags.shape[0]}. "
                     "Use a larger batch size or drop_last=True."
                 )
-            contrastive = functional.cil_contrastive_loss(
-                embeddings[0], embeddings[-1], bags, self.temperature, self.negatives
-            )
+            if self.anchors == "all":
+                # every instance x_jk against its own view x*_jk and the other bags: one mean over B·k anchors
+                contrastive = torch.stack(
+                    [
+                        functional.cil_contrastive_loss(
+                            embeddings[i], embeddings[k + i], bags, self.temperature, self.negatives
+                        )
+                        for i in range(k)
+                    ]
+                ).mean()
+            else:
+                contrastive = functional.cil_contrastive_loss(
+                    embeddings[0], embeddings[-1], bags, self.temperature, self.negatives
+                )
             losses["contrastive"] = self.alpha() * self.contrastive_weight * contrastive
         return losses
 
@@ -262,8 +376,13 @@ class CILLoss(ContrastiveLoss):
     # ------------------------------------------------------------------ MLM
 
     def protected_positions(self, input_ids: Tensor) -> Tensor:
-        """Entity markers and every token between a start and an end marker (the mentions)."""
+        """Entity markers and every token between a start and an end marker (the mentions).
+
+        With ``mlm_protected="start_markers"`` only the two start markers (the official code's choice).
+        """
         head_start, head_end, tail_start, tail_end = self.marker_ids
+        if self.mlm_protected == "start_markers":
+            return (input_ids == head_start) | (input_ids == tail_start)
         markers = torch.isin(input_ids, torch.tensor(self.marker_ids, device=input_ids.device))
         inside = torch.zeros_like(markers)
         for start, end in ((head_start, head_end), (tail_start, tail_end)):
@@ -271,8 +390,11 @@ class CILLoss(ContrastiveLoss):
             inside |= opened > 0
         return markers | inside
 
-    def _mlm_loss(self, features: dict[str, Tensor]) -> Tensor:
+    def _mlm_loss(self, columns: Sequence[dict[str, Tensor]]) -> Tensor:
         assert self.mlm_head is not None
+        features = columns[0] if len(columns) == 1 else merge_features(columns)
+        if features is None:  # pragma: no cover - columns of one tokenizer always merge
+            raise ValueError("CILLoss could not batch the bag's sentences together for MLM")
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         masked, targets = mask_tokens(
             input_ids,

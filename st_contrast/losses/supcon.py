@@ -24,6 +24,8 @@ from .rdrop import RDROP_CITATION
 logger = logging.getLogger(__name__)
 
 Variant = Literal["khosla", "zeng"]
+Form = Literal["out", "in"]
+NoPositive = Literal["drop", "zero"]
 Stage = Literal["joint", "contrastive", "classification"]
 STAGES = ("joint", "contrastive", "classification")
 
@@ -52,7 +54,7 @@ _ZENG_CITATION = """
 
 class SupConLoss(ContrastiveLoss):
     CITATION = _KHOSLA_CITATION + _ZENG_CITATION
-    config_keys = ("temperature", "variant", "dropout_views")
+    config_keys = ("temperature", "variant", "dropout_views", "form", "no_positive")
 
     def __init__(
         self,
@@ -61,6 +63,8 @@ class SupConLoss(ContrastiveLoss):
         variant: Variant = "khosla",
         dropout_views: bool = False,
         check_inputs: bool = True,
+        form: Form = "out",
+        no_positive: NoPositive = "drop",
     ) -> None:
         """Supervised contrastive loss (Khosla et al., NeurIPS 2020) on labelled sentences.
 
@@ -69,10 +73,16 @@ class SupConLoss(ContrastiveLoss):
 
         ``loss_i = -1/|P(i)| Σ_{p∈P(i)} log( e(z_i, z_p) / Σ_{a≠i} e(z_i, z_a) )``, ``e(a, b) = exp(cos(a, b)/τ)``.
 
+        That is the paper's ``L_out`` (eq. 2, the form it recommends); ``form="in"`` gives its ``L_in``
+        (eq. 3), the mean over positives inside the log:
+        ``loss_i = -log( 1/|P(i)| Σ_p e(z_i, z_p) / Σ_{a≠i} e(z_i, z_a) )``.
+
         **Anchors without a positive** (their class appears once in a single-view batch) are skipped: they
         are left out of the mean and counted in :attr:`skipped_anchors` (with a one-time warning). A
         batch where every anchor is skipped gives a loss of 0 that still backpropagates (zero gradients)
-        and a warning, never NaN, so rare classes cannot crash a run.
+        and a warning, never NaN, so rare classes cannot crash a run. The official SupCon repository
+        (HobbitLong/SupContrast) keeps them as zero terms of the mean instead (the sum over the anchors
+        with a positive divided by all anchors): ``no_positive="zero"``.
 
         ``variant="zeng"`` is the grouping of Zeng et al. (2021)'s official code, for two views (clean,
         adversarial): the two views of the same positive share one log term
@@ -85,6 +95,9 @@ class SupConLoss(ContrastiveLoss):
             dropout_views: encode a single text column twice (independent dropout masks) so each example
                 has its own second view, as unsupervised SimCSE does.
             check_inputs: reject empty texts (a cheap tensor test).
+            form: ``"out"`` (``L_out``, default) or ``"in"`` (``L_in``); ``"in"`` only with ``variant="khosla"``.
+            no_positive: ``"drop"`` (default: anchors without a positive leave the mean) or ``"zero"`` (they
+                stay in it as zero terms, as in the official SupCon code).
 
         References:
             - Khosla et al. Supervised Contrastive Learning. NeurIPS 2020. https://arxiv.org/abs/2004.11362
@@ -125,6 +138,7 @@ class SupConLoss(ContrastiveLoss):
         if variant not in ("khosla", "zeng"):
             raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
         self.variant = variant
+        self.form, self.no_positive = _check_form(form, no_positive, variant)
         self.dropout_views = bool(dropout_views)
         self.skipped_anchors = 0
         self.total_anchors = 0
@@ -158,7 +172,9 @@ class SupConLoss(ContrastiveLoss):
             )
         if batch_size * len(embeddings) < 2:
             raise ValueError(f"SupConLoss needs at least 2 embeddings per batch, got {batch_size * len(embeddings)}")
-        loss, skipped = functional.supcon_loss(embeddings, labels, self.temperature, self.variant)
+        loss, skipped = functional.supcon_loss(
+            embeddings, labels, self.temperature, self.variant, self.form, self.no_positive
+        )
         self._count(skipped, batch_size * len(embeddings))
         return loss
 
@@ -188,6 +204,18 @@ class SupConLoss(ContrastiveLoss):
                 total,
             )
             self._warned_skip = True
+
+
+def _check_form(form: str, no_positive: str, variant: str) -> tuple[str, str]:
+    if form not in ("out", "in"):
+        raise ValueError(f"form must be 'out' (L_out, sum outside the log) or 'in' (L_in, inside it), got {form!r}")
+    if form == "in" and variant != "khosla":
+        raise ValueError(f"form='in' (L_in) is defined for variant='khosla' only, got variant={variant!r}")
+    if no_positive not in ("drop", "zero"):
+        raise ValueError(
+            f"no_positive must be 'drop' (left out of the mean) or 'zero' (zero terms), got {no_positive!r}"
+        )
+    return form, no_positive
 
 
 def fgm_perturbation(gradient: Tensor, epsilon: float, eps: float = 1e-10) -> Tensor:
@@ -242,6 +270,8 @@ class SupConOODLoss(ContrastiveLoss):
         "rdrop_alpha",
         "variant",
         "stage",
+        "form",
+        "no_positive",
     )
 
     def __init__(
@@ -258,6 +288,8 @@ class SupConOODLoss(ContrastiveLoss):
         classifier_dropout: float = 0.1,
         label_names: list[str] | None = None,
         check_inputs: bool = True,
+        form: Form = "out",
+        no_positive: NoPositive = "drop",
     ) -> None:
         """Supervised contrastive learning for out-of-domain intent detection (Zeng et al., ACL 2021).
 
@@ -292,6 +324,9 @@ class SupConOODLoss(ContrastiveLoss):
             classifier_dropout: dropout before the head's linear layer (used when the head is created).
             label_names: optional class names saved with the head.
             check_inputs: reject empty texts.
+            form: ``"out"`` (Khosla et al.'s ``L_out``, default) or ``"in"`` (``L_in``), as in :class:`SupConLoss`.
+            no_positive: ``"drop"`` or ``"zero"``, as in :class:`SupConLoss` (every anchor has a positive here,
+                its own adversarial view, so both give the same loss; kept for symmetry).
 
         References:
             - Zeng et al. Modeling Discriminative Representations for Out-of-Domain Detection with
@@ -338,6 +373,7 @@ class SupConOODLoss(ContrastiveLoss):
         if variant not in ("khosla", "zeng"):
             raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
         self.variant = variant
+        self.form, self.no_positive = _check_form(form, no_positive, variant)
         self.stage: Stage = "joint"
         self.set_stage(stage)
         self.head = ensure_classifier_head(model, num_labels, dropout=classifier_dropout, labels=label_names)
@@ -404,7 +440,9 @@ class SupConOODLoss(ContrastiveLoss):
             components["rdrop"] = self.rdrop_alpha * functional.symmetric_kl(logits[0], logits[1], reduction="mean")
         if contrast:
             second = self._second_view(features, ce, word_embeddings if adversarial else None, batch_size)
-            scl, _ = functional.supcon_loss([embeddings[0], second], labels, self.temperature, self.variant)
+            scl, _ = functional.supcon_loss(
+                [embeddings[0], second], labels, self.temperature, self.variant, self.form, self.no_positive
+            )
             weight = 1.0 if self.stage == "contrastive" else self.scl_weight
             components["supcon"] = weight * scl
         return components

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from st_contrast.losses._checks import check_int, check_positive_int
+from st_contrast.losses._checks import check_int, check_positive_int, check_rate
 
 from ._base import ConfigModule
 
@@ -26,20 +26,31 @@ class BagAttentionClassifier(ConfigModule):
     classifier's weight ``W``: ``a_k = softmax_k(x_k · W_r)``, ``B = Σ_k a_k x_k``, ``logits = W·B + b``.
     Training attends with the gold relation's query; :meth:`predict` scores relation ``r`` with the
     bag representation built from ``r``'s own query, as at test time in OpenNRE and CIL.
+
+    Two details of CIL's official code, off by default: ``detach_query=True`` reads the query from the
+    weight's data (``fc.weight.data``), so the classifier weight gets its gradient from the classification
+    only, not through the attention; ``dropout`` (official: 0.5) drops elements of the bag vector before the
+    classifier during training (the bag vector returned for the contrastive term is the one before dropout).
     """
 
-    config_keys: list[str] = ["embedding_dimension", "num_relations"]
+    config_keys: list[str] = ["embedding_dimension", "num_relations", "detach_query", "dropout"]
     config_file_name: str = "bag_classifier.json"
 
-    def __init__(self, embedding_dimension: int, num_relations: int) -> None:
+    def __init__(
+        self, embedding_dimension: int, num_relations: int, detach_query: bool = False, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.embedding_dimension = check_positive_int(embedding_dimension, "embedding_dimension")
         self.num_relations = check_int(num_relations, "num_relations", minimum=2)
+        self.detach_query = bool(detach_query)
+        self.dropout = check_rate(dropout, "dropout", high_open=True)
         self.classifier = nn.Linear(self.embedding_dimension, self.num_relations)
+        self.bag_dropout = nn.Dropout(self.dropout)
 
     def attention(self, instances: Tensor, relations: Tensor, mask: Tensor | None = None) -> Tensor:
         """Weights ``(B, k)`` of each bag's instances ``(B, k, D)`` under the query of ``relations`` ``(B,)``."""
-        queries = self.classifier.weight[relations]  # (B, D)
+        weight = self.classifier.weight.detach() if self.detach_query else self.classifier.weight
+        queries = weight[relations]  # (B, D)
         scores = torch.einsum("bkd,bd->bk", instances, queries)
         if mask is not None:
             scores = scores.masked_fill(~mask.bool(), float("-inf"))
@@ -49,7 +60,7 @@ class BagAttentionClassifier(ConfigModule):
         """``(bag_logits (B, R), bag_representations (B, D))`` with the given relations' queries."""
         weights = self.attention(instances, relations, mask)
         bags = torch.einsum("bk,bkd->bd", weights, instances)
-        return self.classifier(bags), bags
+        return self.classifier(self.bag_dropout(bags)), bags
 
     @torch.no_grad()
     def predict(self, instances: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -343,3 +343,60 @@ def test_sampler_refuses_documents_that_are_not_text():
 def test_real_wikitext_test_split(data_dir):
     articles = read_wikitext_articles(f"{data_dir}/unlabeled/wikitext2_test.txt")
     assert len(articles) == 62 and sum(len(text.split()) for text in articles) == 203893
+
+
+# ---------------------------------------------------------------------------------------------
+# Subword-token spans (every released DeCLUTR config), the default when the model's tokenizer is known
+# ---------------------------------------------------------------------------------------------
+
+_SUBWORD_TEXT = " ".join(["the cat sat on the mat and the dog ran in the park"] * 20)
+
+
+def _model_tokens(tokenizer, text):
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_model_argument_measures_spans_in_its_subword_tokens_by_default(tiny_model):
+    tokenizer = tiny_model.tokenizer
+    sampler = DeCLUTRSpanSampler(min_span=4, max_span=20, model=tiny_model, seed=0)
+    assert sampler.unit == "tokens" and sampler.tokenizer is tokenizer
+    assert sampler.get_config_dict()["unit"] == "tokens"
+    explicit = DeCLUTRSpanSampler(min_span=4, max_span=20, unit="tokens", tokenizer=tokenizer, seed=0)
+    assert sampler.sample(_SUBWORD_TEXT).texts() == explicit.sample(_SUBWORD_TEXT).texts()
+    # the tiny vocabulary splits words into several subwords, so the two units genuinely differ
+    words = DeCLUTRSpanSampler(min_span=4, max_span=20, seed=0)
+    assert words.unit == "words" and words.get_config_dict()["unit"] == "words"
+    subword_lengths = [_model_tokens(tokenizer, span) for span in sampler.sample(_SUBWORD_TEXT).texts()]
+    assert all(4 <= n <= 20 for n in subword_lengths)
+    assert _model_tokens(tokenizer, _SUBWORD_TEXT) != len(_SUBWORD_TEXT.split())
+    # unit="words" with the model keeps whitespace tokens (the paper's description)
+    paper = DeCLUTRSpanSampler(min_span=4, max_span=20, model=tiny_model, unit="words", seed=0)
+    assert paper.tokenizer is None and paper.sample(_SUBWORD_TEXT).texts() == words.sample(_SUBWORD_TEXT).texts()
+
+
+def test_shortcuts_pass_the_model_through(tiny_model):
+    columns = declutr_dataset([_SUBWORD_TEXT], model=tiny_model, min_span=4, max_span=20, seed=0)
+    reference = DeCLUTRSpanSampler(min_span=4, max_span=20, model=tiny_model, seed=0).columns([_SUBWORD_TEXT])
+    assert columns.to_dict() == reference
+
+
+def test_unit_errors_and_the_truncation_warning(tiny_model, caplog):
+    with pytest.raises(ValueError, match="unit must be 'tokens'"):
+        DeCLUTRSpanSampler(unit="characters")
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        DeCLUTRSpanSampler(unit="tokens")
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        DeCLUTRSpanSampler(unit="tokens", tokenizer=str.split)
+    with pytest.raises(ValueError, match="unit='words' counts whitespace"):
+        DeCLUTRSpanSampler(unit="words", tokenizer=tiny_model.tokenizer)
+    with pytest.raises(ValueError, match="not both"):
+        DeCLUTRSpanSampler(model=tiny_model, tokenizer=tiny_model.tokenizer)
+
+    class NoTokenizer:
+        tokenizer = None
+
+    with pytest.raises(ValueError, match="needs the model's tokenizer"):
+        DeCLUTRSpanSampler(model=NoTokenizer())
+    with caplog.at_level(logging.WARNING, logger="st_contrast.data.declutr"):
+        DeCLUTRSpanSampler(min_span=4, max_span=tiny_model.max_seq_length, model=tiny_model)
+    assert any("max_seq_length" in r.getMessage() for r in caplog.records)

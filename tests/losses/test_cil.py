@@ -339,3 +339,200 @@ def test_anchors_of_only_markers_and_mentions_give_a_zero_mlm_term(relation_mode
     sum(out.values()).backward()
     assert loss.mlm_head.dense.weight.grad is not None and torch.count_nonzero(loss.mlm_head.dense.weight.grad) == 0
     assert any("CILLoss" in r.getMessage() and "could be masked" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------------------------
+# The official code's details (issue 17): one switch each, and the official=True preset
+# ---------------------------------------------------------------------------------------------
+
+
+def _bag_inputs(loss, bags=4, k=3, seed=0):
+    torch.manual_seed(seed)
+    dim = loss.bag_classifier.embedding_dimension
+    instances = torch.randn(bags, k, dim, dtype=torch.float64, requires_grad=True)
+    return instances, torch.tensor([0, 2, 1, 2])[:bags]
+
+
+def test_detached_query_gives_the_classifier_weight_only_its_classification_gradient(relation_model):
+    grads = {}
+    for detach in (False, True):
+        loss = CILLoss(relation_model, num_relations=3, mlm_weight=0.0, detach_query=detach)
+        head = loss.bag_classifier.double()
+        instances, labels = _bag_inputs(loss)
+        logits, _ = head(instances, labels)
+        (grads[detach],) = torch.autograd.grad(
+            torch.nn.functional.cross_entropy(logits, labels), head.classifier.weight
+        )
+        # reference: the attention weights computed from a constant copy of W (the official fc.weight.data)
+        weight = head.classifier.weight
+        constant = weight.detach()
+        scores = torch.einsum("bkd,bd->bk", instances.detach(), (constant if detach else weight)[labels])
+        bag = torch.einsum("bk,bkd->bd", scores.softmax(dim=1), instances.detach())
+        reference = torch.nn.functional.cross_entropy(bag @ weight.T + head.classifier.bias, labels)
+        (expected,) = torch.autograd.grad(reference, weight)
+        assert expected.abs().sum() > 0
+        torch.testing.assert_close(grads[detach], expected)
+    assert not torch.allclose(grads[False], grads[True])
+    # the instances still get their gradient through the attention
+    loss = CILLoss(relation_model, num_relations=3, mlm_weight=0.0, detach_query=True)
+    instances, labels = _bag_inputs(loss)
+    logits, _ = loss.bag_classifier.double()(instances, labels)
+    (grad,) = torch.autograd.grad(logits.sum(), instances)
+    assert grad.abs().sum() > 0
+
+
+def test_bag_dropout_is_applied_before_the_classifier_in_training_only(relation_model):
+    loss = CILLoss(relation_model, num_relations=3, mlm_weight=0.0, bag_dropout=0.5)
+    head = loss.bag_classifier.double().train()
+    instances, labels = _bag_inputs(loss)
+    torch.manual_seed(7)
+    logits, bags = head(instances, labels)
+    torch.manual_seed(7)
+    expected = head.classifier(torch.nn.functional.dropout(bags, 0.5, training=True))
+    torch.testing.assert_close(logits, expected)
+    assert not torch.allclose(logits, head.classifier(bags))
+    head.eval()
+    eval_logits, eval_bags = head(instances, labels)
+    torch.testing.assert_close(eval_logits, head.classifier(eval_bags))
+    torch.testing.assert_close(eval_bags, bags)  # the bag vector of the contrastive term is never dropped
+
+
+def reference_cil_all_anchors(columns, bags, tau):
+    """Every instance x_jk an anchor: -log e(x_jk, x*_jk) / (e(x_jk, x*_jk) + Σ_{i≠j} e(x_jk, B_i)), mean over B·k."""
+    k = len(columns) // 2
+    n = bags.shape[0]
+    total = 0.0
+    for slot in range(k):
+        x, x_pos = columns[slot], columns[k + slot]
+        for j in range(n):
+            numerator = math.exp(_cos(x[j], x_pos[j]) / tau)
+            negatives = sum(math.exp(_cos(x[j], bags[i]) / tau) for i in range(n) if i != j)
+            total += -math.log(numerator / (numerator + negatives))
+    return total / (n * k)
+
+
+def test_every_instance_an_anchor_matches_loop(relation_model):
+    loss = CILLoss(relation_model, num_relations=3, temperature=0.1, warmup_steps=0, mlm_weight=0.0, anchors="all")
+    loss.bag_classifier.double()
+    torch.manual_seed(2)
+    dim = relation_model.get_embedding_dimension()
+    k = 3
+    columns = [torch.randn(4, dim, dtype=torch.float64) for _ in range(2 * k)]
+    labels = torch.tensor([0, 2, 1, 2])
+    out = loss.compute_loss_from_embeddings(columns, labels)
+    _, bags = loss.bag_classifier(torch.stack(columns[:k], dim=1), labels)
+    expected = reference_cil_all_anchors(columns, bags.detach(), 0.1)
+    torch.testing.assert_close(out["contrastive"], torch.tensor(10.0 * expected, dtype=torch.float64))
+    first_only = reference_cil_infonce(columns[0], columns[k], bags.detach(), 0.1, "other_bags")
+    assert abs(expected - first_only) > 1e-3
+    with pytest.raises(ValueError, match="an even number"):
+        loss.compute_loss_from_embeddings(columns[:-1], labels)
+
+
+def test_every_instance_an_anchor_end_to_end_with_augment_all_rows(relation_model):
+    bags, rel2id, view = _rows(bag_size=2)
+    dataset = cil_dataset(bags, rel2id, 2, augment=view, max_words=12, augment_all=True)
+    assert dataset.column_names == ["sentence_1", "sentence_2", "augmented_1", "augmented_2", "label"]
+    plain = cil_dataset(bags, rel2id, 2, augment=view, max_words=12)
+    assert dataset["augmented_1"] == plain["augmented"]  # the first view is the one of the default rows
+    assert dataset["augmented_2"] != dataset["sentence_2"]  # every sentence has its own view
+    examples = cil_examples(bags, rel2id, 2, augment=view, max_words=12, augment_all=True)
+    assert len(examples[0].texts) == 4
+    model = relation_model.eval()
+    features, labels = _features(model, dataset)
+    loss = CILLoss(model, num_relations=len(rel2id), warmup_steps=0, mlm_weight=0.0, anchors="all")
+    out = loss(features, labels)
+    embeddings = [model(dict(f))["sentence_embedding"] for f in features]
+    _, bag_reps = loss.bag_classifier(torch.stack(embeddings[:2], dim=1), labels)
+    expected = torch.stack(
+        [F_.cil_contrastive_loss(embeddings[i], embeddings[2 + i], bag_reps, 0.05) for i in range(2)]
+    ).mean()
+    torch.testing.assert_close(out["contrastive"], 10.0 * expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="anchors='all'"):
+        CILLoss(model, num_relations=len(rel2id), anchors="all", negatives="official")
+
+
+def test_official_step_counter_starts_at_one(relation_model):
+    bags, rel2id, view = _rows()
+    features, labels = _features(relation_model, cil_dataset(bags, rel2id, 2, augment=view, max_words=12))
+    loss = CILLoss(relation_model, num_relations=len(rel2id), warmup_steps=4, mlm_weight=0.0, first_step=1)
+    first = loss(features, labels)
+    assert loss.step == 1, ":attr:`step` still counts training calls"
+    assert loss.alpha(0) == pytest.approx(cil_ramp(1, 4)) and first["contrastive"].item() > 0.0
+    assert loss.alpha() == pytest.approx(cil_ramp(2, 4))
+    restored = CILLoss(relation_model, num_relations=len(rel2id), warmup_steps=4, mlm_weight=0.0, first_step=1)
+    restored.load_state_dict(loss.state_dict())
+    assert restored.step == 1 and restored.alpha() == loss.alpha()
+    with pytest.raises(ValueError, match="first_step must be 0"):
+        CILLoss(relation_model, num_relations=2, first_step=2)
+
+
+def test_mlm_over_all_bag_sentences_protecting_only_the_start_markers(relation_model, monkeypatch):
+    from st_contrast.losses import cil as cil_module
+
+    captured = []
+    original_mask = cil_module.mask_tokens
+
+    def recording_mask(input_ids, attention_mask, *args, **kwargs):
+        captured.append((input_ids, kwargs["protected"]))
+        return original_mask(input_ids, attention_mask, *args, **kwargs)
+
+    monkeypatch.setattr(cil_module, "mask_tokens", recording_mask)
+    bags, rel2id, view = _rows(bag_size=2)
+    features, labels = _features(relation_model, cil_dataset(bags, rel2id, 2, augment=view, max_words=12))
+    batch = labels.shape[0]
+    for sentences, rows in (("first", batch), ("all", 2 * batch)):
+        captured.clear()
+        loss = CILLoss(relation_model, num_relations=len(rel2id), warmup_steps=0, mlm_sentences=sentences)
+        out = loss(features, labels)
+        assert torch.isfinite(out["mlm"])
+        ((input_ids, _),) = captured
+        assert input_ids.shape[0] == rows
+    # the merged rows are the bag's sentences, column after column
+    width = input_ids.shape[1]
+    for column, f in enumerate(features[:2]):
+        ids = torch.nn.functional.pad(f["input_ids"], [0, width - f["input_ids"].shape[1]])
+        torch.testing.assert_close(input_ids[column * batch : (column + 1) * batch], ids)
+    h1, h2, t1, t2 = find_markers(relation_model)
+    ids = torch.tensor([[101, 5, h1, 6, 7, h2, 8, t1, 9, t2, 10, 102]])
+    official = CILLoss(relation_model, num_relations=2, mlm_protected="start_markers")
+    assert official.protected_positions(ids)[0].tolist() == [
+        False, False, True, False, False, False, False, True, False, False, False, False
+    ]  # fmt: skip
+
+
+def test_official_preset_and_explicit_arguments(relation_model):
+    paper = CILLoss(relation_model, num_relations=3)
+    assert (paper.detach_query, paper.bag_dropout, paper.anchors, paper.first_step) == (False, 0.0, "first", 0)
+    assert (paper.mlm_sentences, paper.mlm_protected) == ("first", "entities")
+    official = CILLoss(relation_model, num_relations=3, official=True)
+    config = official.get_config_dict()
+    assert {k: config[k] for k in cil_module_official()} == cil_module_official()
+    assert config["official"] is True and config["negatives"] == "other_bags"
+    assert official.bag_classifier.detach_query and official.bag_classifier.dropout == 0.5
+    mixed = CILLoss(relation_model, num_relations=3, official=True, bag_dropout=0.0, anchors="first")
+    assert mixed.bag_dropout == 0.0 and mixed.anchors == "first" and mixed.detach_query
+    for kwargs, message in (
+        ({"anchors": "every"}, "anchors must be one of"),
+        ({"mlm_sentences": "some"}, "mlm_sentences must be one of"),
+        ({"mlm_protected": "none"}, "mlm_protected must be one of"),
+        ({"bag_dropout": 1.0}, "bag_dropout must be in"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            CILLoss(relation_model, num_relations=3, **kwargs)
+
+
+def cil_module_official():
+    from st_contrast.losses.cil import OFFICIAL_CIL
+
+    return dict(OFFICIAL_CIL)
+
+
+def test_bag_classifier_saves_the_official_switches(tmp_path):
+    from st_contrast.modules.bag_attention import BagAttentionClassifier
+
+    head = BagAttentionClassifier(6, 3, detach_query=True, dropout=0.5)
+    head.save(tmp_path / "head")
+    loaded = BagAttentionClassifier.load(tmp_path / "head")
+    assert loaded.detach_query and loaded.dropout == 0.5
+    torch.testing.assert_close(loaded.classifier.weight, head.classifier.weight)

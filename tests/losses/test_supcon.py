@@ -120,7 +120,13 @@ def test_supcon_bad_arguments(echo_model, kwargs, match):
 
 def test_supcon_config_and_citation(echo_model):
     loss = SupConLoss(echo_model, temperature=0.2, variant="zeng", dropout_views=True)
-    assert loss.get_config_dict() == {"temperature": 0.2, "variant": "zeng", "dropout_views": True}
+    assert loss.get_config_dict() == {
+        "temperature": 0.2,
+        "variant": "zeng",
+        "dropout_views": True,
+        "form": "out",
+        "no_positive": "drop",
+    }
     assert "khosla2020supcon" in loss.citation and "zeng2021modeling" in loss.citation
 
 
@@ -369,5 +375,140 @@ def test_ood_config_and_citation(tiny_model_mean):
         "rdrop_alpha": 0.5,
         "variant": "khosla",
         "stage": "joint",
+        "form": "out",
+        "no_positive": "drop",
     }
     assert "zeng2021modeling" in loss.citation and "liang2021rdrop" in loss.citation
+
+
+# ---------------------------------------------------------------------------------------------
+# Khosla et al.'s L_in, and the official repository's zero terms for anchors without a positive
+# ---------------------------------------------------------------------------------------------
+
+
+def reference_khosla_forms(views, labels, tau, form, no_positive):
+    """Khosla et al.'s eq. 2 (L_out) and eq. 3 (L_in) as loops; anchors without a positive dropped or zero terms."""
+    z = torch.cat(views).double()
+    y = labels.repeat(len(views)).tolist()
+    losses = []
+    for i in range(len(z)):
+        positives = [p for p in range(len(z)) if p != i and y[p] == y[i]]
+        if not positives:
+            if no_positive == "zero":
+                losses.append(0.0)
+            continue
+        denominator = sum(math.exp(_cos(z[i], z[a]) / tau) for a in range(len(z)) if a != i)
+        probabilities = [math.exp(_cos(z[i], z[p]) / tau) / denominator for p in positives]
+        if form == "out":
+            losses.append(-sum(math.log(q) for q in probabilities) / len(positives))
+        else:
+            losses.append(-math.log(sum(probabilities) / len(positives)))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("form", ["out", "in"])
+@pytest.mark.parametrize("no_positive", ["drop", "zero"])
+@pytest.mark.parametrize("views", [1, 2])
+def test_khosla_forms_and_no_positive_match_loops(echo_model, form, no_positive, views):
+    torch.manual_seed(3)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])  # 2 and 3 have no positive in a single view
+    leaves = [torch.randn(7, 8, dtype=torch.float64, requires_grad=True) for _ in range(views)]
+    loss = SupConLoss(echo_model, temperature=0.1, form=form, no_positive=no_positive)
+    value = loss(echo_features(*leaves), labels)
+    expected = reference_khosla_forms([t.detach() for t in leaves], labels, 0.1, form, no_positive)
+    torch.testing.assert_close(value, torch.tensor(expected, dtype=torch.float64))
+    assert loss.skipped_anchors == (2 if views == 1 else 0)
+    # gradients equal the autograd of the loop written in torch
+    (grad,) = torch.autograd.grad(value, leaves[0])
+    detached = [t.detach().clone().requires_grad_(True) for t in leaves]
+    z = torch.cat(detached)
+    y = labels.repeat(views).tolist()
+    terms = []
+    for i in range(len(z)):
+        positives = [p for p in range(len(z)) if p != i and y[p] == y[i]]
+        if not positives:
+            if no_positive == "zero":
+                terms.append(z.sum() * 0.0)
+            continue
+        sims = torch.stack([F.cosine_similarity(z[i], z[a], dim=0) / 0.1 for a in range(len(z)) if a != i])
+        log_denominator = torch.logsumexp(sims, dim=0)
+        log_q = torch.stack([F.cosine_similarity(z[i], z[p], dim=0) / 0.1 for p in positives]) - log_denominator
+        terms.append(-log_q.mean() if form == "out" else -(torch.logsumexp(log_q, 0) - math.log(len(positives))))
+    (expected_grad,) = torch.autograd.grad(torch.stack(terms).mean(), detached[0])
+    assert expected_grad.abs().sum() > 0
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_l_in_differs_from_l_out_and_is_a_lower_bound(echo_model):
+    # Jensen: -log(mean q) <= -mean(log q), equal only with one positive per anchor
+    torch.manual_seed(4)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    z = torch.randn(6, 8, dtype=torch.float64)
+    out = SupConLoss(echo_model, form="out")(echo_features(z), labels)
+    inside = SupConLoss(echo_model, form="in")(echo_features(z), labels)
+    assert inside < out - 1e-6
+    pairs = torch.tensor([0, 0, 1, 1, 2, 2])  # one positive each: the two forms coincide
+    torch.testing.assert_close(
+        SupConLoss(echo_model, form="in")(echo_features(z), pairs),
+        SupConLoss(echo_model, form="out")(echo_features(z), pairs),
+    )
+
+
+def test_no_positive_zero_scales_by_all_anchors(echo_model):
+    torch.manual_seed(5)
+    labels = torch.tensor([0, 1, 0, 2, 1, 3])  # 2 of 6 anchors without a positive
+    z = torch.randn(6, 8, dtype=torch.float64)
+    dropped = SupConLoss(echo_model)(echo_features(z), labels)
+    zero = SupConLoss(echo_model, no_positive="zero")(echo_features(z), labels)
+    torch.testing.assert_close(zero, dropped * 4 / 6)
+    # every anchor without a positive: still a connected zero, never NaN
+    value = SupConLoss(echo_model, no_positive="zero")(echo_features(z), torch.arange(6))
+    assert value.item() == 0.0 and value.requires_grad
+
+
+def test_ood_loss_passes_form_through(tiny_model_mean, sentences):
+    model = tiny_model_mean
+    model.eval()
+    features = model.preprocess(sentences)
+    labels = _labels()
+    values = {}
+    for form in ("out", "in"):
+        torch.manual_seed(0)
+        loss = SupConOODLoss(model, num_labels=3, form=form, ce_weight=0.0, adversarial_epsilon=0.0)
+        values[form] = loss([features], labels)["supcon"].item()
+    assert values["in"] < values["out"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"form": "inside"}, "form must be 'out'"),
+        ({"form": "in", "variant": "zeng"}, "variant='khosla' only"),
+        ({"no_positive": "skip"}, "no_positive must be 'drop'"),
+    ],
+)
+def test_form_and_no_positive_bad_arguments(echo_model, tiny_model_mean, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SupConLoss(echo_model, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        SupConOODLoss(tiny_model_mean, num_labels=3, **kwargs)
+
+
+def test_functional_form_and_no_positive_errors():
+    z, y = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="form must be 'out'"):
+        F_.supcon_loss(z, y, form="inside")
+    with pytest.raises(ValueError, match="no_positive must be 'drop'"):
+        F_.supcon_loss(z, y, no_positive="skip")
+    with pytest.raises(ValueError, match="use form='out'"):
+        F_.supcon_loss([z, z], y, variant="zeng", form="in")
+    with pytest.raises(ValueError, match="form must be 'out'"):
+        F_.supcon_khosla_terms(z, y, form="both")
+
+
+def test_cached_supcon_passes_form_and_no_positive(tiny_model, sentences):
+    from st_contrast.losses import CachedSupConLoss
+
+    loss = CachedSupConLoss(tiny_model, form="in", no_positive="zero", mini_batch_size=2)
+    assert (loss.form, loss.no_positive) == ("in", "zero")
+    assert loss.get_config_dict()["form"] == "in" and loss.get_config_dict()["no_positive"] == "zero"

@@ -41,7 +41,12 @@ def test_save_writes_a_config_and_safetensors_and_old_folders_still_load(tmp_pat
     classifier.save(tmp_path / "new")
     assert sorted(os.listdir(tmp_path / "new")) == ["bag_classifier.json", "model.safetensors"]
     with open(tmp_path / "new" / "bag_classifier.json", encoding="utf-8") as handle:
-        assert json.load(handle) == {"embedding_dimension": 6, "num_relations": 4}
+        assert json.load(handle) == {
+            "embedding_dimension": 6,
+            "num_relations": 4,
+            "detach_query": False,
+            "dropout": 0.0,
+        }
     # the layout st-contrast 0.1 wrote: the same JSON, weights in bag_classifier.safetensors
     old = tmp_path / "old"
     old.mkdir()

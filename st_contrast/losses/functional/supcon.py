@@ -21,17 +21,23 @@ def _scaled_cosines(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return similarities / temperature
 
 
-def supcon_khosla_terms(embeddings: Tensor, labels: Tensor, temperature: float = 0.1) -> tuple[Tensor, Tensor]:
-    """Per-anchor SupCon losses ("L_out" of Khosla et al., 2020, eq. 2) and which anchors have a positive.
+def supcon_khosla_terms(
+    embeddings: Tensor, labels: Tensor, temperature: float = 0.1, form: str = "out"
+) -> tuple[Tensor, Tensor]:
+    """Per-anchor SupCon losses (Khosla et al., 2020: eq. 2 ``L_out`` or eq. 3 ``L_in``), and which have a positive.
 
     Every row of ``embeddings`` (all views stacked along dim 0, ``labels`` repeated to match) is an
     anchor. Its positives are the other rows with the same label; its denominator runs over all other
     rows: ``loss_i = -1/|P(i)| Σ_{p∈P(i)} log( e(z_i, z_p) / Σ_{a≠i} e(z_i, z_a) )`` with
-    ``e(a, b) = exp(cos(a, b)/τ)``.
+    ``e(a, b) = exp(cos(a, b)/τ)``. That is ``form="out"`` (the mean over positives outside the log, the
+    paper's recommended ``L_out``); ``form="in"`` puts it inside:
+    ``loss_i = -log( 1/|P(i)| Σ_{p∈P(i)} e(z_i, z_p) / Σ_{a≠i} e(z_i, z_a) )`` (``L_in``, eq. 3).
 
     Returns ``(per_anchor, has_positive)``: anchors without a positive get a loss of exactly 0 (and no
     gradient) and ``has_positive`` False, so callers can skip and count them. Needs at least 2 rows.
     """
+    if form not in ("out", "in"):
+        raise ValueError(f"form must be 'out' (L_out, sum outside the log) or 'in' (L_in, inside it), got {form!r}")
     n = embeddings.shape[0]
     if n < 2:
         raise ValueError(f"SupCon needs at least 2 embeddings (anchor and candidates), got {n}")
@@ -41,6 +47,12 @@ def supcon_khosla_terms(embeddings: Tensor, labels: Tensor, temperature: float =
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positives = _same_label_mask(labels, labels) & ~self_mask
     counts = positives.sum(dim=1)
+    if form == "in":
+        # log of the mean of the positives' probabilities; anchors without a positive give exactly 0
+        log_mean = torch.logsumexp(log_prob.masked_fill(~positives, float("-inf")), dim=1)
+        log_mean = log_mean - counts.clamp(min=1).to(log_prob.dtype).log()
+        per_anchor = -log_mean.masked_fill(counts == 0, 0.0)
+        return per_anchor, counts > 0
     summed = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
     per_anchor = -summed / counts.clamp(min=1)
     return per_anchor, counts > 0
@@ -85,21 +97,34 @@ def supcon_loss(
     labels: Tensor,
     temperature: float = 0.1,
     variant: str = "khosla",
+    form: str = "out",
+    no_positive: str = "drop",
 ) -> tuple[Tensor, int]:
-    """Supervised contrastive loss, averaged over the anchors that have a positive.
+    """Supervised contrastive loss, averaged over the anchors that have a positive (``no_positive="drop"``).
 
     ``embeddings`` is one ``(n, d)`` tensor (one view) or a list of views of the same ``n`` examples
     (``labels`` has length ``n``). ``variant="khosla"`` stacks the views and treats every row as an
     anchor (:func:`supcon_khosla_terms`); ``variant="zeng"`` needs exactly two views, clean then
-    adversarial (:func:`supcon_zeng_terms`).
+    adversarial (:func:`supcon_zeng_terms`). ``form`` (``"out"``: ``L_out``, ``"in"``: ``L_in``) picks
+    Khosla et al.'s eq. 2 or eq. 3 for ``variant="khosla"``; the Zeng grouping exists only as ``"out"``.
 
-    Returns ``(loss, skipped)``, ``skipped`` being the number of anchors without any positive. They
-    are left out of the mean; when every anchor is skipped the loss is a zero that is still connected
-    to the graph (so ``backward`` works and gives zero gradients), never NaN.
+    Returns ``(loss, skipped)``, ``skipped`` being the number of anchors without any positive. With
+    ``no_positive="drop"`` (ours) they are left out of the mean; with ``no_positive="zero"`` (the official
+    SupCon repository, HobbitLong/SupContrast) they stay in it as zero terms, so the loss is the sum over
+    the anchors with a positive divided by *all* anchors. When every anchor is skipped the loss is a zero
+    that is still connected to the graph (so ``backward`` works and gives zero gradients), never NaN.
     """
     temperature = check_temperature(temperature)
+    if form not in ("out", "in"):
+        raise ValueError(f"form must be 'out' (L_out, sum outside the log) or 'in' (L_in, inside it), got {form!r}")
+    if no_positive not in ("drop", "zero"):
+        raise ValueError(
+            f"no_positive must be 'drop' (left out of the mean) or 'zero' (zero terms), got {no_positive!r}"
+        )
     views = [embeddings] if isinstance(embeddings, Tensor) else list(embeddings)
     if variant == "zeng":
+        if form != "out":
+            raise ValueError("variant='zeng' is defined with the sum outside the log only: use form='out'")
         if len(views) != 2:
             raise ValueError(
                 f"variant='zeng' groups a clean and an adversarial view: it needs 2 views, got {len(views)}"
@@ -108,9 +133,9 @@ def supcon_loss(
     if variant != "khosla":
         raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
     stacked = torch.cat(views, dim=0)
-    per_anchor, has_positive = supcon_khosla_terms(stacked, labels.repeat(len(views)), temperature)
+    per_anchor, has_positive = supcon_khosla_terms(stacked, labels.repeat(len(views)), temperature, form)
     kept = int(has_positive.sum())
     skipped = per_anchor.shape[0] - kept
     if kept == 0:
         return stacked.sum() * 0.0, skipped
-    return per_anchor.sum() / kept, skipped
+    return per_anchor.sum() / (per_anchor.shape[0] if no_positive == "zero" else kept), skipped
