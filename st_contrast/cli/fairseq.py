@@ -19,6 +19,20 @@ run the matching fairseq entry point in a child process with every argument pass
   Importing ``fairseq_plugins`` (what ``--user-dir`` does) applies the same default, so plain fairseq
   commands with our ``--user-dir`` work as well.
 
+Multi-process training on CPUs (gloo): fairseq 0.12 spawns one process per *GPU* and its ``torchrun`` support
+divides by the number of GPUs, so ``--distributed-world-size N --cpu`` alone fails. ``st-contrast fairseq-train``
+fills the launch in when the arguments carry ``--cpu`` and ask for more than one process
+(:func:`cpu_distributed_launch`):
+
+* ``--distributed-world-size N`` (no ``--distributed-init-method``): this process starts the N fairseq processes
+  itself, each with ``--distributed-no-spawn --distributed-rank R`` and a ``tcp://127.0.0.1:PORT`` init method
+  (``--distributed-port``, or a free port), waits for all of them and stops the others when one fails;
+* under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` set): the one process is given
+  ``--distributed-init-method env://`` with torchrun's rank and world size;
+
+both with ``--distributed-backend gloo`` and ``--ddp-backend legacy_ddp`` unless the arguments name their own.
+With GPUs (no ``--cpu``) everything goes to fairseq unchanged: it spawns one process per GPU itself.
+
 This module never imports fairseq or torch: the plugin directory is found with
 :func:`importlib.util.find_spec`.
 """
@@ -28,9 +42,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 PLUGIN_PACKAGE = "fairseq_plugins"
 NO_WEIGHTS_ONLY_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
@@ -106,17 +122,133 @@ def fairseq_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def option_value(args: Sequence[str], name: str) -> str | None:
+    """The value of ``name`` (``--name V`` or ``--name=V``) in fairseq arguments; the last one wins."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(name + "="):
+            value = arg[len(name) + 1 :]
+    return value
+
+
+def _positive_int(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{what} must be an integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{what} must be >= 1, got {value}")
+    return value
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_distributed_launch(args: Sequence[str], env: Mapping[str, str] | None = None) -> list[list[str]] | None:
+    """The fairseq-train arguments of each process of a multi-process CPU (gloo) run, or ``None``.
+
+    ``None`` (leave the launch to fairseq) unless ``args`` hold ``--cpu``, no ``--distributed-init-method``
+    and ask for more than one process: ``--distributed-world-size N > 1``, or a ``torchrun`` environment
+    (``env``, default ``os.environ``) with ``WORLD_SIZE > 1``. Otherwise returns N argument lists (one per
+    rank, to start here) or, under torchrun, one (this process's rank); see the module docstring.
+    """
+    env = os.environ if env is None else env
+    args = list(args)
+    if "--cpu" not in args or option_value(args, "--distributed-init-method") is not None:
+        return None
+    given = option_value(args, "--distributed-world-size")
+    world_size = _positive_int(given, "--distributed-world-size") if given is not None else None
+    torchrun = all(key in env for key in TORCHRUN_ENV)
+    if torchrun:
+        env_size = _positive_int(env["WORLD_SIZE"], "WORLD_SIZE")
+        if world_size is not None and world_size != env_size:
+            raise ValueError(
+                f"--distributed-world-size {world_size} differs from torchrun's WORLD_SIZE={env_size}; "
+                "leave the flag out under torchrun"
+            )
+        world_size = env_size
+    if world_size is None or world_size == 1:
+        return None
+    if option_value(args, "--distributed-rank") is not None:
+        raise ValueError(
+            "--distributed-rank is set by st-contrast's CPU launcher (one process per rank); leave it out, or "
+            "give --distributed-init-method to launch each process yourself"
+        )
+    common = [arg for arg in args if arg != "--distributed-no-spawn"]
+    common += ["--distributed-no-spawn", "--distributed-world-size", str(world_size)]
+    if option_value(args, "--distributed-backend") is None:
+        common += ["--distributed-backend", "gloo"]
+    if option_value(args, "--ddp-backend") is None:
+        common += ["--ddp-backend", "legacy_ddp"]  # fairseq 0.12's c10d path assumes CUDA devices
+    if torchrun:
+        return [common + ["--distributed-init-method", "env://", "--distributed-rank", str(int(env["RANK"]))]]
+    port = option_value(args, "--distributed-port")
+    port_number = int(port) if port is not None and int(port) > 0 else free_port()
+    init = ["--distributed-init-method", f"tcp://127.0.0.1:{port_number}"]
+    return [common + init + ["--distributed-rank", str(rank)] for rank in range(world_size)]
+
+
+def run_processes(argvs: Sequence[Sequence[str]], env: Mapping[str, str]) -> int:
+    """Run the processes of one distributed job and wait for all of them.
+
+    SIGINT and SIGTERM are passed on to every process. When one exits with an error the others are
+    terminated (they would wait for it forever in the next collective); the first error status is returned.
+    """
+    procs = [subprocess.Popen(list(argv), env=dict(env)) for argv in argvs]
+
+    def forward(signum, frame):
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        pending = list(procs)
+        while pending:
+            for proc in list(pending):
+                try:
+                    code = proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    continue
+                pending.remove(proc)
+                if code != 0 and status == 0:
+                    status = code if code > 0 else 128 - code
+                    for other in pending:
+                        other.terminate()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
 def run_fairseq(command: str, args: Sequence[str], exec_: bool = True) -> int:
     """Run a fairseq command with our plugins.
 
     On POSIX this process is replaced by fairseq's (``os.execve``) unless ``exec_`` is false; otherwise
-    fairseq runs as a child and its exit status is returned.
+    fairseq runs as a child and its exit status is returned. ``fairseq-train`` on CPUs with more than one
+    process starts (or, under torchrun, completes) the distributed launch (:func:`cpu_distributed_launch`).
     """
     if importlib.util.find_spec("fairseq") is None:
         raise FileNotFoundError(
             "fairseq is not installed; install it with `pip install --no-deps --no-build-isolation "
             "fairseq-fixed==0.12.3.1` after `pip install st-contrast[fairseq]`"
         )
+    if command == "fairseq-train":
+        launch = cpu_distributed_launch(args)
+        if launch is not None and len(launch) > 1:
+            return run_processes([fairseq_argv(command, a) for a in launch], fairseq_env())
+        if launch is not None:
+            args = launch[0]
     argv, env = fairseq_argv(command, args), fairseq_env()
     if os.name == "posix" and exec_:
         # Become the fairseq process: signals (Ctrl-C, a scheduler's SIGTERM) reach fairseq directly and
