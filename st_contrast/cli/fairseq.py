@@ -8,6 +8,9 @@ fairseq commands::
 ``st-contrast fairseq-train|fairseq-generate|fairseq-validate|fairseq-interactive|fairseq-preprocess ARGS``
 run the matching fairseq entry point in a child process with every argument passed through unchanged, plus:
 
+* ``--required-batch-size-multiple 1`` for ``fairseq-generate`` and ``fairseq-validate`` unless given:
+  fairseq-fixed 0.12 silently drops a last batch smaller than that multiple (default 8), e.g. documents of a
+  SimCLS candidate run (``--diverse-beam-groups``); the multiple only rounds batch shapes for GPU kernels.
 * ``--user-dir <fairseq_plugins>`` appended when the arguments carry no ``--user-dir``. It goes into
   fairseq's own argument list (not just into this process), so the processes fairseq spawns, one per GPU,
   import the plugins too.
@@ -75,18 +78,41 @@ def user_dir() -> str:
     return os.path.abspath(list(spec.submodule_search_locations)[0])
 
 
+def option_value(args: Sequence[str], name: str) -> str | None:
+    """The value of ``name`` (``--name V`` or ``--name=V``) in fairseq arguments; the last one wins."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(name + "="):
+            value = arg[len(name) + 1 :]
+    return value
+
+
 def has_user_dir(args: Sequence[str]) -> bool:
     """Whether fairseq arguments already name a ``--user-dir`` (``--user-dir X`` or ``--user-dir=X``)."""
     return any(arg == "--user-dir" or arg.startswith("--user-dir=") for arg in args)
 
 
+#: commands whose every example must be kept: fairseq-fixed 0.12's batch_by_size drops the last batch when it
+#: holds fewer than --required-batch-size-multiple (default 8) examples, e.g. 2 of 10 documents at the default
+#: batch size of one sentence, 8 of 10 in one batch of --max-tokens; the multiple only rounds GPU batch shapes
+KEEP_EVERY_EXAMPLE = ("fairseq-generate", "fairseq-validate")
+
+
 def fairseq_argv(command: str, args: Sequence[str]) -> list[str]:
-    """The child process's argv for a wrapper ``command`` (e.g. ``"fairseq-train"``) and its arguments."""
+    """The child process's argv for a wrapper ``command`` (e.g. ``"fairseq-train"``) and its arguments.
+
+    Adds ``--user-dir`` (when absent) and, for ``fairseq-generate`` / ``fairseq-validate``,
+    ``--required-batch-size-multiple 1`` (when absent) so that no example is dropped (see ``KEEP_EVERY_EXAMPLE``).
+    """
     if command not in FAIRSEQ_COMMANDS:
         raise ValueError(f"unknown fairseq command {command!r}; known: {', '.join(FAIRSEQ_COMMANDS)}")
     args = list(args)
     if not has_user_dir(args):
         args += ["--user-dir", user_dir()]
+    if command in KEEP_EVERY_EXAMPLE and option_value(args, "--required-batch-size-multiple") is None:
+        args += ["--required-batch-size-multiple", "1"]
     module = FAIRSEQ_COMMANDS[command]
     # Run cli_main directly (not `python -m`) so that argv[0], shown in fairseq's usage, is the command.
     return [sys.executable, "-c", _BOOTSTRAP.format(command=command, module=module), *args]
@@ -123,17 +149,6 @@ def fairseq_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-def option_value(args: Sequence[str], name: str) -> str | None:
-    """The value of ``name`` (``--name V`` or ``--name=V``) in fairseq arguments; the last one wins."""
-    value = None
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            value = args[index + 1]
-        elif arg.startswith(name + "="):
-            value = arg[len(name) + 1 :]
-    return value
 
 
 def _positive_int(text: str, what: str) -> int:

@@ -53,7 +53,11 @@ def test_wrapper_argv_and_environment():
 
     argv = fairseq_argv("fairseq-generate", ["data-bin", "--path", "x.pt"])
     assert argv[0] == sys.executable and "fairseq_cli.generate" in argv[2]
-    assert argv[3:] == ["data-bin", "--path", "x.pt", "--user-dir", user_dir()]
+    # generation and validation keep every example (fairseq-fixed drops a last batch below the multiple)
+    assert argv[3:] == ["data-bin", "--path", "x.pt", "--user-dir", user_dir(), "--required-batch-size-multiple", "1"]
+    assert fairseq_argv("fairseq-validate", ["d"])[-2:] == ["--required-batch-size-multiple", "1"]
+    assert fairseq_argv("fairseq-generate", ["d", "--required-batch-size-multiple=8"])[-1] == user_dir()
+    assert "--required-batch-size-multiple" not in fairseq_argv("fairseq-train", ["d"])
     assert fairseq_argv("fairseq-train", ["d", "--user-dir=/mine"])[3:] == ["d", "--user-dir=/mine"]
     assert fairseq_argv("fairseq-train", ["d", "--user-dir", "/mine"])[3:] == ["d", "--user-dir", "/mine"]
     with pytest.raises(ValueError, match="unknown fairseq command"):

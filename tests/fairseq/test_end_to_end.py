@@ -109,6 +109,31 @@ def test_preprocess_train_resume_generate(tmp_path):
     assert "BLEU" in out
 
 
+def test_generate_wrapper_keeps_every_document_of_a_diverse_beam_run():
+    """The documented SimCLS candidate command, as fairseq parses it from the wrapper's argv, batches all 10
+    documents; fairseq's default --required-batch-size-multiple 8 drops some (the bug the wrapper avoids)."""
+    import numpy as np
+    from fairseq import options
+    from fairseq.data import data_utils
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    from st_contrast.cli.fairseq import fairseq_argv
+
+    def batched(argv: list[str]) -> int:
+        args = options.parse_args_and_arch(options.get_generation_parser(), input_args=argv)
+        cfg = convert_namespace_to_omegaconf(args)
+        batches = data_utils.batch_by_size(
+            np.arange(10), lambda i: 50, max_tokens=cfg.dataset.max_tokens, max_sentences=cfg.dataset.batch_size,
+            required_batch_size_multiple=cfg.dataset.required_batch_size_multiple,
+        )  # fmt: skip
+        return sum(len(batch) for batch in batches)
+
+    command = ["data-bin", "--path", "summariser.pt", "--gen-subset", "train", "--beam", "16", "--nbest", "16",
+               "--diverse-beam-groups", "16", "--diverse-beam-strength", "1.0", "--max-tokens", "4096"]  # fmt: skip
+    assert batched(fairseq_argv("fairseq-generate", command)[3:]) == 10
+    assert batched(command) < 10
+
+
 @pytest.mark.slow
 def test_two_process_cpu_training_through_the_wrapper(tmp_path):
     """``--distributed-world-size 2 --cpu``: the wrapper starts both gloo processes with the flags fairseq needs
