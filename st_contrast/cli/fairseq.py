@@ -95,8 +95,8 @@ def has_user_dir(args: Sequence[str]) -> bool:
 
 
 #: commands whose every example must be kept: fairseq-fixed 0.12's batch_by_size drops the last batch when it
-#: holds fewer than --required-batch-size-multiple (default 8) examples, e.g. 2 of 10 documents at the default
-#: batch size of one sentence, 8 of 10 in one batch of --max-tokens; the multiple only rounds GPU batch shapes
+#: holds fewer than --required-batch-size-multiple (default 8) examples (of 10 examples, 2 are lost with
+#: --max-tokens, 1 with --batch-size 1); the multiple only rounds batch shapes for GPU kernels
 KEEP_EVERY_EXAMPLE = ("fairseq-generate", "fairseq-validate")
 
 
