@@ -292,6 +292,83 @@ def _make_runner(command: str):
     return _run
 
 
+HELP_KINDS = ("criterion", "task", "arch", "model", "optimizer", "lr_scheduler")
+
+
+def _component(kind: str, name: str) -> type:
+    """The class fairseq registered as ``name`` for ``kind`` (our plugins and fairseq's own)."""
+    import fairseq_plugins  # noqa: F401  (registers ours)
+
+    if kind == "task":
+        from fairseq.tasks import TASK_REGISTRY as registry
+    elif kind == "model":
+        from fairseq.models import MODEL_REGISTRY as registry
+    elif kind == "arch":
+        from fairseq.models import ARCH_MODEL_REGISTRY as registry
+    else:
+        import fairseq.criterions  # noqa: F401  (fill fairseq's registries)
+        import fairseq.optim  # noqa: F401
+        import fairseq.optim.lr_scheduler  # noqa: F401
+        from fairseq.registry import REGISTRIES
+
+        registry = REGISTRIES[kind]["registry"]
+    if name not in registry:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(registry), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(registry))}"
+        raise ValueError(f"no fairseq {kind} named {name!r}{hint}")
+    return registry[name]
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown; lines never broken inside a flag such as ``--pretrained-encoder``."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def component_help(kind: str, name: str) -> str:
+    """The options (flags, defaults, help texts) of a fairseq component, e.g. ``("criterion", "simcls_ranking")``.
+
+    fairseq 0.12's ``-h`` prints its help before it adds the options of the chosen criterion (and of some tasks
+    and models), so ``fairseq-train --criterion X -h`` does not show them; this builds them from the
+    component's config dataclass (or its ``add_args``), as fairseq does when it parses them.
+    """
+    if kind not in HELP_KINDS:
+        raise ValueError(f"unknown component kind {kind!r}; choose one of {', '.join(HELP_KINDS)}")
+    from fairseq.dataclass.utils import gen_parser_from_dataclass
+
+    cls = _component(kind, name)
+    flag = "--" + kind.replace("_", "-")
+    parser = argparse.ArgumentParser(
+        prog=f"{flag} {name}",
+        usage=argparse.SUPPRESS,
+        add_help=False,
+        formatter_class=_HelpFormatter,
+    )
+    group = parser.add_argument_group(f"options of {flag} {name}")
+    dataclass = getattr(cls, "__dataclass", None)
+    if dataclass is not None:
+        gen_parser_from_dataclass(group, dataclass())
+    elif hasattr(cls, "add_args"):
+        cls.add_args(group)
+    text = parser.format_help().strip()
+    if not group._group_actions:
+        text += "\n  (no options of its own)"
+    doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    header = f"{flag} {name}: {cls.__module__}.{cls.__qualname__}" + (f"\n{doc}" if doc else "")
+    return f"{header}\n\n{text}\n"
+
+
+def run_help(args: argparse.Namespace) -> int:
+    """The ``fairseq-help`` handler: prints :func:`component_help`."""
+    sys.stdout.write(component_help(args.kind, args.name))
+    return 0
+
+
 def add_subcommands(subparsers) -> None:
     """Add ``fairseq-user-dir`` and the ``fairseq-*`` wrappers to an argparse subparsers object.
 
@@ -305,6 +382,16 @@ def add_subcommands(subparsers) -> None:
         description="Print the directory to pass as fairseq's --user-dir.",
     )
     parser.set_defaults(handler=run_user_dir)
+    parser = subparsers.add_parser(
+        "fairseq-help",
+        help="print the options and help texts of a fairseq criterion, task, model or arch (ours included)",
+        description="Print the options of one fairseq component with their defaults and help texts. fairseq 0.12's "
+        "-h prints its help before adding the chosen criterion's options, so `fairseq-train --criterion NAME -h` "
+        "does not show them. Example: st-contrast fairseq-help criterion simcls_ranking",
+    )
+    parser.add_argument("kind", choices=HELP_KINDS, help="what NAME is")
+    parser.add_argument("name", help="the registered name, e.g. simcls_ranking")
+    parser.set_defaults(handler=run_help)
     for command, module in FAIRSEQ_COMMANDS.items():
         parser = subparsers.add_parser(
             command,
