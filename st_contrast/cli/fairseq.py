@@ -5,6 +5,10 @@ fairseq commands::
 
     fairseq-train data-bin --user-dir "$(st-contrast fairseq-user-dir)" --task translation_multilingual_contrastive ...
 
+``st-contrast fairseq-help KIND NAME`` prints the options of one criterion, task, model/arch, optimizer or learning-
+rate scheduler with their defaults and help texts (:func:`component_help`), which fairseq 0.12's ``-h`` does not
+show for the chosen criterion.
+
 ``st-contrast fairseq-train|fairseq-generate|fairseq-validate|fairseq-interactive|fairseq-preprocess ARGS``
 run the matching fairseq entry point in a child process with every argument passed through unchanged, plus:
 

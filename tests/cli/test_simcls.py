@@ -126,7 +126,8 @@ def test_build_data_warns_about_skipped_ids_without_sources(tmp_path, capsys):
     pytest.importorskip("rouge_score")
     generated = tmp_path / "gen.out"
     generated.write_text(_generated_without(tiny_texts(5, n_candidates=3), {2}))
-    assert run_simcls(["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x")]) == 0
+    build = ["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x")]
+    assert run_simcls(build) == 0
     assert "skips sample ids 2 (of 0-4)" in capsys.readouterr().err
 
 
