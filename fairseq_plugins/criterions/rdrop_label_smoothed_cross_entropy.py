@@ -15,7 +15,11 @@ the doubled batch is then a small part of an update.
 
 Paper vs official code: the paper (and this criterion by default) averages the two CE terms; the
 official fairseq code sums them (``--rdrop-summed-ce``), which is ``2 x`` the paper's loss with
-``α/2``: official ``α = 5`` equals paper ``α = 2.5`` at twice the learning rate.
+``α/2``. Adam's update does not change when the loss is multiplied by a constant (up to its ``eps``, and
+without gradient clipping, which the official scripts do not use), so official ``α = 5`` equals averaged
+``α = 2.5`` at the *same* learning rate (with SGD it would need twice the learning rate). Label smoothing is
+fairseq's (``eps/(V-1)`` on every class but the target); the official code's own criterion puts ``eps/V`` on
+every class, the target included.
 
 With ``α = 0`` or in evaluation (no dropout, so ``p = q``) the batch is not duplicated and the loss is
 plain label-smoothed CE, so validation losses compare directly with ``label_smoothed_cross_entropy``.

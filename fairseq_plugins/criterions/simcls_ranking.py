@@ -8,7 +8,8 @@ ROUGE (best first) and scores ``h`` from the model (``simcls_scorer``)::
 
 (``λ`` = ``--ranking-margin``, 0.01; ``S`` the reference; ``--reference-margin`` 0 and the two weights 1 as
 in the paper). The loss is summed over documents and divided by their number (the sample size). The maths
-is :func:`st_contrast.losses.functional.simcls_ranking_loss`.
+is :func:`st_contrast.losses.functional.simcls_ranking_loss`; the choice at test time is
+:func:`select_best_candidate`.
 
 Paper vs official code: the official code averages the hinge over the pairs of each rank gap (then sums
 over gaps) and averages the reference term over candidates (``--pair-reduction mean_per_gap``); the
@@ -32,12 +33,23 @@ from fairseq.criterions import FairseqCriterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
-from st_contrast.losses.functional import select_best_candidate, simcls_ranking_loss
+from st_contrast.losses.functional import simcls_ranking_loss
 
 from .._registry import register_criterion_once
 
 PAIR_REDUCTION = ChoiceEnum(["sum", "mean_per_gap"])
 _ROUGE_KEYS = ("rouge1", "rouge2", "rougeLsum")
+
+
+def select_best_candidate(candidate_scores: torch.Tensor, candidate_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Index of the highest-scoring candidate per row (SimCLS's choice at test time); padding is never chosen.
+
+    ``candidate_scores`` is ``(batch, candidates)``; ``candidate_mask`` (same shape, true for real candidates)
+    marks the padding of documents with fewer candidates.
+    """
+    if candidate_mask is not None:
+        candidate_scores = candidate_scores.masked_fill(~candidate_mask.to(torch.bool), float("-inf"))
+    return candidate_scores.argmax(dim=-1)
 
 
 @dataclass

@@ -51,9 +51,11 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask
 from omegaconf import II, MISSING
 
+from st_contrast.data.reading import DataFormatError, iter_jsonl
 from st_contrast.data.simcls import SimCLSDocument, iter_simcls_jsonl
 
 from .._registry import register_task_once
+from ..criterions.simcls_ranking import select_best_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -328,29 +330,31 @@ def read_rerank_inputs(path: str) -> list[dict[str, Any]]:
     """Documents to re-rank: SimCLS JSONL lines, where references and candidate scores may be missing.
 
     Each line needs ``source`` and ``candidates`` (strings, or objects with a ``text``); ``id`` defaults to
-    the line number and ``reference`` (newline-separated sentences) is used to report ROUGE when present.
+    the line number minus one and ``reference`` (newline-separated sentences) is used to report ROUGE
+    when present. Read through :mod:`st_contrast.data.reading`: a BOM is dropped, ``\\r\\n`` ends a line,
+    blank lines are skipped (and counted in a warning), and a byte that is not UTF-8, a line that is not JSON
+    or a record without what is needed is a :class:`~st_contrast.data.reading.DataFormatError` at ``file:line``.
     """
     docs = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {number}: not JSON ({error})") from None
-            if not isinstance(data, dict) or "source" not in data or "candidates" not in data:
-                raise ValueError(f"{path}, line {number}: needs 'source' and 'candidates'")
-            texts = [c["text"] if isinstance(c, dict) else str(c) for c in data["candidates"]]
-            if not texts:
-                raise ValueError(f"{path}, line {number}: no candidates to choose from")
-            reference = data.get("reference")
-            if reference is not None and not str(reference).strip():
-                raise ValueError(f"{path}, line {number}: the reference is empty (leave the key out instead)")
-            docs.append({"id": str(data.get("id", number - 1)), "source": data["source"], "candidates": texts,
-                         "reference": reference})  # fmt: skip
+    for number, data in iter_jsonl(path):
+        if not isinstance(data, dict) or "source" not in data or "candidates" not in data:
+            raise DataFormatError(path, "needs 'source' and 'candidates'; expected one JSON object per line", number)
+        if not isinstance(data["candidates"], list):
+            raise DataFormatError(path, "'candidates' must be a list of strings or of objects with 'text'", number)
+        texts = []
+        for candidate in data["candidates"]:
+            if isinstance(candidate, dict) and "text" not in candidate:
+                raise DataFormatError(path, "a candidate object has no 'text'", number)
+            texts.append(str(candidate["text"]) if isinstance(candidate, dict) else str(candidate))
+        if not texts:
+            raise DataFormatError(path, "no candidates to choose from; expected at least one", number)
+        reference = data.get("reference")
+        if reference is not None and not str(reference).strip():
+            raise DataFormatError(path, "the reference is empty (leave the key out instead)", number)
+        docs.append({"id": str(data.get("id", number - 1)), "source": str(data["source"]), "candidates": texts,
+                     "reference": reference})  # fmt: skip
     if not docs:
-        raise ValueError(f"{path} holds no documents")
+        raise DataFormatError(path, "holds no documents; expected one JSON object per line")
     return docs
 
 
@@ -360,8 +364,6 @@ def score_items(model, dataset: SimCLSRerankingDataset, batch_size: int = 4) -> 
     Returns the index of the highest-scoring candidate per document (in the dataset's candidate order)
     and the scores. Runs without gradients on the model's device; the model is put in eval mode.
     """
-    from st_contrast.losses.functional import select_best_candidate
-
     model.eval()
     device = next(model.parameters()).device
     chosen: list[int] = []

@@ -131,10 +131,51 @@ def write_dictionary(texts: Sequence[str], path: str) -> int:
 
 
 def _read_lines(path: str | None) -> list[str] | None:
+    """A line-aligned file through the reading layer (BOM dropped, CRLF ends, invalid UTF-8 as ``file:line``)."""
     if path is None:
         return None
-    with open(path, encoding="utf-8") as handle:
-        return handle.read().split("\n")
+    from st_contrast.data.reading import read_lines
+
+    return read_lines(path)
+
+
+def _id_list(ids: Sequence[int], limit: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def check_generated_ids(generated_ids: Sequence[int], texts: Sequence[str] | None, option: str) -> None:
+    """Refuse ``fairseq-generate`` output that does not hold one sample per line of ``texts`` (``option``'s file).
+
+    fairseq's sample id ``i`` is line ``i`` of the generated subset; an id that is missing was dropped by the
+    generation run (fairseq-fixed 0.12 drops a last batch smaller than ``--required-batch-size-multiple``).
+    """
+    if texts is None:
+        return
+    missing = sorted(set(range(len(texts))) - set(generated_ids))
+    beyond = sorted(i for i in generated_ids if i >= len(texts))
+    if not missing and not beyond:
+        return
+    message = f"{option} has {len(texts)} documents but the fairseq-generate output has {len(set(generated_ids))}"
+    if missing:
+        message += (
+            f"; missing sample ids: {_id_list(missing)}. The generation run dropped them: rerun it through "
+            "`st-contrast fairseq-generate` (which adds --required-batch-size-multiple 1) or with that flag"
+        )
+    if beyond:
+        message += f"; sample ids beyond the file: {_id_list(beyond)} (is it the file of the generated subset?)"
+    raise ValueError(message)
+
+
+def _warn_on_gaps(generated_ids: Sequence[int]) -> None:
+    ids = sorted(set(generated_ids))
+    missing = sorted(set(range(ids[-1] + 1)) - set(ids)) if ids else []
+    if missing:
+        print(
+            f"warning: the fairseq-generate output skips sample ids {_id_list(missing)} (of 0-{ids[-1]}): those "
+            "documents are not in the data; pass --sources to check the count",
+            file=sys.stderr,
+        )
 
 
 def run_build_data(args: argparse.Namespace) -> int:
@@ -149,12 +190,17 @@ def run_build_data(args: argparse.Namespace) -> int:
         if args.fairseq_generate == "-":
             lines = sys.stdin.read().splitlines()
         else:
-            with open(args.fairseq_generate, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
+            lines = _read_lines(args.fairseq_generate)
+        sources, references = _read_lines(args.sources), _read_lines(args.references)
+        generated_ids = sorted(simcls.parse_fairseq_generate(lines, args.hypothesis_prefix))
+        check_generated_ids(generated_ids, sources, "--sources")
+        check_generated_ids(generated_ids, references, "--references")
+        if sources is None and references is None:
+            _warn_on_gaps(generated_ids)
         docs = simcls.documents_from_fairseq_generate(
             lines,
-            sources=_read_lines(args.sources),
-            references=_read_lines(args.references),
+            sources=sources,
+            references=references,
             hypothesis_prefix=args.hypothesis_prefix,
             sentence_split=args.sentence_split,
             deduplicate=not args.keep_duplicates,

@@ -89,3 +89,62 @@ def test_commands_do_not_import_fairseq():
     code = "import sys, st_contrast.cli.simcls, st_contrast.data.simcls; print('fairseq' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def _generated_without(texts: list[dict], dropped: set[int]) -> str:
+    return generate_output([t for t in texts if int(t["id"]) not in dropped])
+
+
+def test_build_data_refuses_generated_documents_that_do_not_match_the_sources(tmp_path):
+    pytest.importorskip("rouge_score")
+    texts = tiny_texts(6, n_candidates=3)
+    sources, references = tmp_path / "src.txt", tmp_path / "ref.txt"
+    sources.write_text("".join(" ".join(t["source"].split()) + "\n" for t in texts))
+    references.write_text("".join(" ".join(t["reference"].split()) + "\n" for t in texts))
+    generated = tmp_path / "gen.out"
+    generated.write_text(_generated_without(texts, {1, 4}))  # what fairseq-generate's dropped batch leaves
+    build = ["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x.jsonl")]
+    for option, path in (("--sources", sources), ("--references", references)):
+        with pytest.raises(ValueError) as error:
+            run_simcls([*build, option, str(path)])
+        message = str(error.value)
+        assert f"{option} has 6 documents but the fairseq-generate output has 4" in message
+        assert "missing sample ids: 1, 4" in message and "--required-batch-size-multiple 1" in message
+        assert not (tmp_path / "x.jsonl").exists()
+    # a sources file of another subset (shorter than the ids)
+    sources.write_text("".join(" ".join(t["source"].split()) + "\n" for t in texts[:3]))
+    generated.write_text(generate_output(texts[:4]))
+    with pytest.raises(ValueError, match=r"--sources has 3 documents .* sample ids beyond the file: 3"):
+        run_simcls([*build, "--sources", str(sources)])
+    # matching counts build every document
+    generated.write_text(generate_output(texts[:3]))
+    assert run_simcls([*build, "--sources", str(sources)]) == 0
+    assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 3
+
+
+def test_build_data_warns_about_skipped_ids_without_sources(tmp_path, capsys):
+    pytest.importorskip("rouge_score")
+    generated = tmp_path / "gen.out"
+    generated.write_text(_generated_without(tiny_texts(5, n_candidates=3), {2}))
+    build = ["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(tmp_path / "x")]
+    assert run_simcls(build) == 0
+    assert "skips sample ids 2 (of 0-4)" in capsys.readouterr().err
+
+
+def test_build_data_reads_sources_through_the_reading_layer(tmp_path):
+    pytest.importorskip("rouge_score")
+    from st_contrast.data.reading import DataFormatError
+
+    texts = tiny_texts(3, n_candidates=3)
+    generated = tmp_path / "gen.out"
+    generated.write_text(generate_output(texts))
+    sources = tmp_path / "src.txt"
+    # a BOM and Windows line ends: the same three documents, the BOM and the \r not in the text
+    sources.write_bytes(b"\xef\xbb\xbf" + b"".join(f"document {i}\r\n".encode() for i in range(3)))
+    out = tmp_path / "x.jsonl"
+    build = ["simcls-build-data", "--fairseq-generate", str(generated), "--output", str(out), "--sources"]
+    assert run_simcls([*build, str(sources)]) == 0
+    assert [json.loads(line)["source"] for line in out.read_text().splitlines()] == [f"document {i}" for i in range(3)]
+    sources.write_bytes(b"document 0\ndocument \xff1\ndocument 2\n")
+    with pytest.raises(DataFormatError, match=r"src\.txt:2:10: .*UTF-8"):
+        run_simcls([*build, str(sources)])

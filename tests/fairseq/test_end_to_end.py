@@ -109,6 +109,60 @@ def test_preprocess_train_resume_generate(tmp_path):
     assert "BLEU" in out
 
 
+def test_generate_wrapper_keeps_every_document_of_a_diverse_beam_run():
+    """The documented SimCLS candidate command, as fairseq parses it from the wrapper's argv, batches all 10
+    documents; fairseq's default --required-batch-size-multiple 8 drops some (the bug the wrapper avoids)."""
+    import numpy as np
+    from fairseq import options
+    from fairseq.data import data_utils
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    from st_contrast.cli.fairseq import fairseq_argv
+
+    def batched(argv: list[str]) -> int:
+        args = options.parse_args_and_arch(options.get_generation_parser(), input_args=argv)
+        cfg = convert_namespace_to_omegaconf(args)
+        batches = data_utils.batch_by_size(
+            np.arange(10), lambda i: 50, max_tokens=cfg.dataset.max_tokens, max_sentences=cfg.dataset.batch_size,
+            required_batch_size_multiple=cfg.dataset.required_batch_size_multiple,
+        )  # fmt: skip
+        return sum(len(batch) for batch in batches)
+
+    command = ["data-bin", "--path", "summariser.pt", "--gen-subset", "train", "--beam", "16", "--nbest", "16",
+               "--diverse-beam-groups", "16", "--diverse-beam-strength", "1.0", "--max-tokens", "4096"]  # fmt: skip
+    assert batched(fairseq_argv("fairseq-generate", command)[3:]) == 10
+    assert batched(command) < 10
+
+
+@pytest.mark.slow
+def test_two_process_cpu_training_through_the_wrapper(tmp_path):
+    """``--distributed-world-size 2 --cpu``: the wrapper starts both gloo processes with the flags fairseq needs
+    (fairseq 0.12 alone spawns one process per GPU, so this fails without it), here with gathered negatives."""
+    raw, data = str(tmp_path / "raw"), str(tmp_path / "bin")
+    write_corpus(raw, langs=("en", "de"), sizes={"train": 120, "valid": 16, "test": 4})
+    write_dictionary(raw, langs=("en", "de"))
+    _run("fairseq-preprocess", ["--source-lang", "en", "--target-lang", "de", "--destdir", data, "--workers", "1",
+                                "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--srcdict",
+                                f"{raw}/dict.txt", "--tgtdict", f"{raw}/dict.txt"], str(tmp_path))  # fmt: skip
+    log = _run(
+        "fairseq-train",
+        [data, "--task", "translation_multilingual_contrastive", "--lang-pairs", "en-de", *MODEL]
+        + ["--criterion", "label_smoothed_cross_entropy_with_contrastive", "--contrastive-gather"]
+        + ["--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "0.003", "--max-tokens", "400"]
+        + ["--max-update", "2", "--save-dir", str(tmp_path / "ckpt"), "--no-epoch-checkpoints", "--num-workers", "0"]
+        + ["--log-format", "simple", "--cpu", "--distributed-world-size", "2"],
+        str(tmp_path),
+    )
+    assert re.search(r"distributed init \(rank 0\): tcp://127\.0\.0\.1:\d+", log), log[-3000:]
+    assert re.search(r"distributed init \(rank 1\): tcp://127\.0\.0\.1:\d+", log), log[-3000:]
+    assert "training on 2 devices" in log and "num_updates 2" in log
+    # validation sums both workers' halves of the 16 validation sentences
+    assert re.search(
+        r"valid on 'valid' subset \| loss [\d.]+ \| nll_loss [\d.]+ \| contrastive_loss [\d.]+ .*\| bsz 16", log
+    )
+    assert os.path.isfile(tmp_path / "ckpt" / "checkpoint_last.pt")
+
+
 # ---------------------------------------------------------------------------------------------
 # SimCLS
 # ---------------------------------------------------------------------------------------------

@@ -97,15 +97,13 @@ def build_tiny_transformer(task, dropout: float = 0.1, seed: int = 0):
     return TransformerModel.build_model(args, task)
 
 
-def make_sample(dictionary, batch_size: int = 5, seed: int = 0, tgt_lang: str = "de") -> dict:
-    """A collated batch as LanguagePairDataset makes it: left-padded source with a language token,
-    right-padded target ending in </s>, decoder input starting with the target-language token."""
-    from fairseq.data import data_utils
-
+def make_pairs(dictionary, batch_size: int = 5, seed: int = 0, tgt_lang: str = "de"):
+    """``(sources, targets)``: random token sequences, sources starting with the target-language token and
+    both ending in </s>, unpadded."""
     from fairseq_plugins.tasks.translation_multilingual_contrastive import lang_token
 
     g = torch.Generator().manual_seed(seed)
-    pad, eos = dictionary.pad(), dictionary.eos()
+    eos = dictionary.eos()
     langtok = dictionary.index(lang_token(tgt_lang))
     lo, hi = dictionary.nspecial, dictionary.nspecial + 40
     sources, targets = [], []
@@ -116,13 +114,24 @@ def make_sample(dictionary, batch_size: int = 5, seed: int = 0, tgt_lang: str = 
             torch.cat([torch.tensor([langtok]), torch.randint(lo, hi, (n_src,), generator=g), torch.tensor([eos])])
         )
         targets.append(torch.cat([torch.randint(lo, hi, (n_tgt,), generator=g), torch.tensor([eos])]))
+    return sources, targets
+
+
+def collate_pairs(dictionary, sources, targets, tgt_lang: str = "de") -> dict:
+    """A collated batch as LanguagePairDataset makes it: left-padded source with a language token,
+    right-padded target ending in </s>, decoder input starting with the target-language token."""
+    from fairseq.data import data_utils
+
+    from fairseq_plugins.tasks.translation_multilingual_contrastive import lang_token
+
+    pad, eos = dictionary.pad(), dictionary.eos()
     src_tokens = data_utils.collate_tokens(sources, pad, eos, left_pad=True)
     target = data_utils.collate_tokens(targets, pad, eos, left_pad=False)
     prev = data_utils.collate_tokens(targets, pad, eos, left_pad=False, move_eos_to_beginning=True)
-    prev[:, 0] = langtok
+    prev[:, 0] = dictionary.index(lang_token(tgt_lang))
     return {
-        "id": torch.arange(batch_size),
-        "nsentences": batch_size,
+        "id": torch.arange(len(sources)),
+        "nsentences": len(sources),
         "ntokens": int(target.ne(pad).sum()),
         "net_input": {
             "src_tokens": src_tokens,
@@ -131,6 +140,12 @@ def make_sample(dictionary, batch_size: int = 5, seed: int = 0, tgt_lang: str = 
         },
         "target": target,
     }
+
+
+def make_sample(dictionary, batch_size: int = 5, seed: int = 0, tgt_lang: str = "de") -> dict:
+    """A collated batch of :func:`make_pairs` (see :func:`collate_pairs`)."""
+    sources, targets = make_pairs(dictionary, batch_size, seed, tgt_lang)
+    return collate_pairs(dictionary, sources, targets, tgt_lang)
 
 
 def label_smoothed_ce(task, label_smoothing=0.1):

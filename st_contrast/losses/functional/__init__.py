@@ -36,7 +36,7 @@ from .infonce import (
     simcse_loss,
 )
 from .kl import paired_label_smoothed_nll_and_kl, paired_symmetric_kl, symmetric_kl, symmetric_kl_from_log_probs
-from .ranking import select_best_candidate, simcls_ranking_loss
+from .ranking import simcls_ranking_loss
 from .self_guided import sg_loss, sg_opt_loss
 from .supcon import supcon_khosla_terms, supcon_loss, supcon_zeng_terms
 
@@ -57,7 +57,6 @@ __all__ = [
     "nt_xent_loss",
     "paired_label_smoothed_nll_and_kl",
     "paired_symmetric_kl",
-    "select_best_candidate",
     "sg_loss",
     "sg_opt_loss",
     "simcls_ranking_loss",

@@ -85,10 +85,3 @@ def simcls_ranking_loss(
             reference_term = reference_term / valid.sum(dim=1).clamp(min=1)
         loss = loss + reference_weight * reference_term
     return loss
-
-
-def select_best_candidate(candidate_scores: Tensor, candidate_mask: Tensor | None = None) -> Tensor:
-    """Index of the highest-scoring candidate per row (SimCLS's choice at test time), skipping padding."""
-    if candidate_mask is not None:
-        candidate_scores = candidate_scores.masked_fill(~candidate_mask.to(torch.bool), float("-inf"))
-    return candidate_scores.argmax(dim=-1)

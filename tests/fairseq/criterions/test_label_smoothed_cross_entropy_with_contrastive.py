@@ -120,3 +120,28 @@ def test_mclr_logging_and_validation(task):
         mclr_criterion(task, contrastive_lambda=-1.0)
     with pytest.raises(ValueError, match="temperature"):
         mclr_criterion(task, contrastive_temperature=0.0)
+
+
+def test_mclr_logs_label_smoothed_ce_as_loss_and_the_contrastive_term_apart(make_model, task, dictionary):
+    from fairseq.logging import metrics
+
+    from fairseq_plugins.criterions import LabelSmoothedCrossEntropyWithContrastive as C
+
+    model = make_model(dropout=0.0)
+    model.eval()  # validation
+    sample = make_sample(dictionary, batch_size=5, seed=4)
+    total, _, log = mclr_criterion(task, contrastive_lambda=0.7)(model, sample)
+    ls, _, ls_log = label_smoothed_ce(task)(model, sample)
+    _, expected_ctr = _reference_mclr(model, sample, dictionary.pad(), 0.7, 0.1, 0.1)
+    # `loss` (fairseq's default checkpoint metric) is label-smoothed CE; the optimised total adds the term
+    torch.testing.assert_close(log["loss"], ls_log["loss"], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(log["contrastive_loss"], expected_ctr.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(total, ls + 0.7 * sample["ntokens"] / 5 * expected_ctr, rtol=1e-4, atol=1e-4)
+    assert float(log["contrastive_loss"]) > 0 and float(total.detach()) > float(log["loss"]) + 1
+    with metrics.aggregate() as ours:
+        C.reduce_metrics([log])
+    with metrics.aggregate() as plain:
+        type(label_smoothed_ce(task)).reduce_metrics([ls_log])
+    ours, plain = ours.get_smoothed_values(), plain.get_smoothed_values()
+    assert ours["loss"] == pytest.approx(plain["loss"], abs=1e-3)
+    assert ours["contrastive_loss"] == pytest.approx(float(expected_ctr) / 5 / math.log(2), abs=1e-3)

@@ -101,3 +101,26 @@ def test_symmetric_kl_from_log_probs_equals_symmetric_kl():
         )
     with pytest.raises(ValueError, match="reduction"):
         symmetric_kl_from_log_probs(a, b, reduction="max")
+
+
+def test_official_alpha_5_equals_averaged_alpha_2_5_at_the_same_adam_learning_rate(make_model, task, dictionary):
+    """Summed CE with α (official) is exactly 2x averaged CE with α/2, and Adam's step does not see a constant
+    factor on the loss: the same learning rate gives the same update (not twice the learning rate, as for SGD)."""
+    sample = make_sample(dictionary, seed=6)
+    losses, params = [], []
+    for summed, alpha in ((True, 5.0), (False, 2.5)):
+        model = make_model(dropout=0.3).double()
+        model.train()
+        # eps ~ 0: Adam's eps (1e-8) is negligible against real gradients but would blur near-zero ones here
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-200)
+        torch.manual_seed(7)  # the same dropout masks in both runs
+        loss, _, log = rdrop_criterion(task, rdrop_alpha=alpha, rdrop_summed_ce=summed)(model, sample)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+        params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        assert float(log["rdrop_kl_loss"]) > 1e-4  # dropout made the copies differ: the KL term is in play
+    torch.testing.assert_close(losses[0], 2 * losses[1], rtol=1e-12, atol=1e-12)
+    moved = params[1] - torch.cat([p.detach().flatten() for p in make_model(dropout=0.3).double().parameters()])
+    assert float(moved.abs().max()) > 1e-4
+    torch.testing.assert_close(params[0], params[1], rtol=0, atol=1e-9)

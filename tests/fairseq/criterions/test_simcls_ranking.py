@@ -51,3 +51,18 @@ def test_bad_arguments_give_clear_errors(simcls_folder):
         make_simcls_criterion(task, ranking_margin=-1.0)
     with pytest.raises(ValueError, match="both 0"):
         make_simcls_criterion(task, candidate_weight=0.0, reference_weight=0.0)
+
+
+def test_choice_and_ordering_from_scores():
+    """select_best_candidate (moved here from st_contrast.losses.functional with its only users)."""
+    from fairseq_plugins.criterions.simcls_ranking import select_best_candidate
+
+    scores = torch.tensor([[0.1, 0.7, 0.3, 0.9], [0.5, 0.2, 0.8, 0.95]])
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    assert select_best_candidate(scores).tolist() == [3, 3]
+    assert select_best_candidate(scores, mask).tolist() == [3, 2]  # padding never chosen
+    # the ranking the scorer implies (best first) is argsort of the scores
+    assert scores[0].argsort(descending=True).tolist() == [3, 1, 2, 0]
+    # a scorer that already ranks like ROUGE (descending, gaps > λ) has zero candidate loss
+    ranked = scores[0].sort(descending=True).values.unsqueeze(0)
+    assert simcls_ranking_loss(ranked, None, margin=0.01).item() == 0.0

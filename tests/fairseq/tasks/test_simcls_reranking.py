@@ -66,3 +66,39 @@ def test_bad_configuration_gives_clear_errors(tmp_path, simcls_folder):
     task = make_simcls_task(simcls_folder)
     with pytest.raises(FileNotFoundError, match="test.jsonl"):
         task.load_dataset("test")
+
+
+def test_read_rerank_inputs_goes_through_the_reading_layer(tmp_path):
+    import json
+
+    from fairseq_plugins.tasks.simcls_reranking import read_rerank_inputs
+    from st_contrast.data.reading import DataFormatError
+
+    records = [
+        {"source": "a doc", "candidates": ["one", {"text": "two"}], "reference": "ref"},
+        {"id": "x", "source": "b doc", "candidates": ["three", "four"]},
+    ]
+    path = tmp_path / "in.jsonl"
+    # a BOM, Windows line ends and a blank line: the same two documents
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n\r\n".join(json.dumps(r).encode() for r in records) + b"\r\n")
+    docs = read_rerank_inputs(str(path))
+    assert [d["id"] for d in docs] == ["0", "x"]
+    assert docs[0]["candidates"] == ["one", "two"] and docs[0]["reference"] == "ref"
+    assert docs[1]["candidates"] == ["three", "four"] and docs[1]["reference"] is None
+
+    def error_for(data: bytes) -> str:
+        path.write_bytes(data)
+        with pytest.raises(DataFormatError) as error:
+            read_rerank_inputs(str(path))
+        return str(error.value)
+
+    first = json.dumps(records[0]).encode() + b"\n"
+    assert error_for(first + b'{"source": "caf\xe9", "candidates": ["a"]}\n').startswith(f"{path}:2:")
+    assert "UTF-8" in error_for(first + b'{"source": "caf\xe9", "candidates": ["a"]}\n')
+    assert error_for(first + b'{"source": "s", "candidates": ["a"]\n').startswith(f"{path}:2:")  # cut short
+    assert error_for(first + b'{"candidates": ["a"]}\n') == f"{path}:2: needs 'source' and 'candidates'; " \
+        "expected one JSON object per line"  # fmt: skip
+    assert "no candidates" in error_for(first + b'{"source": "s", "candidates": []}\n')
+    assert "'candidates' must be a list" in error_for(b'{"source": "s", "candidates": "a"}\n')
+    assert "the key 'source' appears twice" in error_for(b'{"source": "s", "source": "t", "candidates": ["a"]}\n')
+    assert "holds no documents" in error_for(b"\n\n")

@@ -1,11 +1,12 @@
-"""SimCLS's ranking loss against plain loops, and the choice of a candidate from scores."""
+"""SimCLS's ranking loss against plain loops (the choice of a candidate from scores is tested with its criterion, in
+tests/fairseq/criterions/test_simcls_ranking.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from st_contrast.losses.functional import select_best_candidate, simcls_ranking_loss
+from st_contrast.losses.functional import simcls_ranking_loss
 
 
 def loop_loss(scores, reference, margin, reference_margin=0.0, cand_w=1.0, ref_w=1.0, lengths=None):
@@ -111,15 +112,3 @@ def test_bad_arguments(kwargs, match):
         simcls_ranking_loss(torch.zeros(2, 4), **kwargs)
     with pytest.raises(ValueError, match="batch, candidates"):
         simcls_ranking_loss(torch.zeros(4))
-
-
-def test_choice_and_ordering_from_scores():
-    scores = torch.tensor([[0.1, 0.7, 0.3, 0.9], [0.5, 0.2, 0.8, 0.95]])
-    mask = torch.tensor([[True] * 4, [True, True, True, False]])
-    assert select_best_candidate(scores).tolist() == [3, 3]
-    assert select_best_candidate(scores, mask).tolist() == [3, 2]  # padding never chosen
-    # the ranking the scorer implies (best first) is argsort of the scores
-    assert scores[0].argsort(descending=True).tolist() == [3, 1, 2, 0]
-    # a scorer that already ranks like ROUGE (descending, gaps > λ) has zero candidate loss
-    ranked = scores[0].sort(descending=True).values.unsqueeze(0)
-    assert simcls_ranking_loss(ranked, None, margin=0.01).item() == 0.0
