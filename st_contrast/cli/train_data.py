@@ -424,7 +424,12 @@ def _ood_results(
 ) -> dict[str, Any]:
     from st_contrast.evaluation.ood import evaluate_ood
 
-    metrics = evaluate_ood(model, train, val, test, test_ood, val_ood=val_ood, num_labels=num_labels, batch_size=64)
+    neighbours = min(20, len(train) - 1)  # LOF's 20 (the paper's), fewer only for a tiny training set
+    metrics = evaluate_ood(
+        model, train, val, test, test_ood, val_ood=val_ood, num_labels=num_labels, batch_size=64, lof_neighbors=neighbours
+    )
+    if neighbours != 20:
+        description += f"; LOF with {neighbours} neighbours (fewer training examples than 20)"
     return {"task": "ood", "description": description, "detectors": metrics}
 
 
