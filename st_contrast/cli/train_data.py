@@ -426,7 +426,7 @@ def _ood_results(
 
     neighbours = min(20, len(train) - 1)  # LOF's 20 (the paper's), fewer only for a tiny training set
     metrics = evaluate_ood(
-        model, train, val, test, test_ood, val_ood=val_ood, num_labels=num_labels, batch_size=64, lof_neighbors=neighbours
+        model, train, val, test, test_ood, val_ood=val_ood, num_labels=num_labels, lof_neighbors=neighbours
     )
     if neighbours != 20:
         description += f"; LOF with {neighbours} neighbours (fewer training examples than 20)"
