@@ -1004,7 +1004,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         "seconds": round(time.perf_counter() - start, 1),
         "train_loss": float(result.training_loss),
     }
-    summary: dict[str, Any] = {"config": config.to_dict(), "train_examples": len(dataset)}
+    summary: dict[str, Any] = {"config": config.to_dict(), "train_examples": len(dataset), "data": data.notes}
     if interrupt.signal is not None:
         part["interrupted"] = signal.Signals(interrupt.signal).name
         run["parts"].append(part)
