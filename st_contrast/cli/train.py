@@ -1,7 +1,9 @@
 """``st-contrast train``: config-driven training that can be interrupted and resumed, also used by the examples.
 
 A :class:`TrainConfig` names the model, the data, the method (a loss found through the
-``st_contrast.losses`` entry points) and the usual optimisation settings; :func:`train` runs it with
+``st_contrast.losses`` entry points), the method's data options (DeCLUTR spans, CLINE rewriting, labelled
+text, CIL bags: see :mod:`st_contrast.cli.train_data`, which reads the data each method needs and runs its
+evaluation) and the usual optimisation settings; :func:`train` runs it with
 sentence-transformers' Trainer (progress bars, logs, checkpoint selection on STS-B dev) and saves the model
 with its model card. Settings come from a YAML/JSON file and/or flags through one typed path
 (:meth:`TrainConfig.coerce`): ``learning_rate: 3e-5`` in YAML (a string to PyYAML) is the float 3e-5, and a
@@ -1055,7 +1057,8 @@ def add_subcommands(subparsers, parents: Sequence[argparse.ArgumentParser] = ())
         description="Train with a method from the st_contrast.losses entry points. Settings come from --config "
         "(YAML or JSON, keys = the long flag names with underscores) and/or flags; flags win. A run writes a "
         "resumable checkpoint every --save-steps; Ctrl-C (SIGINT) or SIGTERM writes one and exits 130/143; "
-        "--resume continues the newest one.",
+        "--resume continues the newest one. The method picks its reader (--train-format auto) and its evaluation "
+        "(--evaluation auto); each paper's recipe ships in configs/ (see docs/reproducing.md).",
     )
     parser.add_argument("--config", help="YAML/JSON file with training settings (a recipe from configs/, or your own)")
     groups: dict[str, Any] = {}
