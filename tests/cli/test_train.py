@@ -243,3 +243,174 @@ def test_resume_continues_with_the_stored_settings(tmp_path, model_dir, sentence
         main(["train", "--output-dir", str(tmp_path / "empty"), "--resume", "--model", "m", "--train-file", "f"]) == 2
     )
     assert "nothing to resume" in capsys.readouterr().err
+
+
+# -- every method from one command: labelled text, label maps, readers' errors (issue 20) ------------
+
+INTENTS = {
+    "weather": ["will it rain today", "is it sunny outside", "how cold is it tonight", "what is the forecast"],
+    "music": ["play some jazz music", "put on my playlist", "play the next song", "turn the music up"],
+    "alarm": ["wake me up at seven", "set an alarm for noon", "cancel my morning alarm", "alarm at six please"],
+}
+
+
+def _labelled_csv(path, intents, extra_rows=()):
+    rows = ["text,label"] + [f"{t},{label}" for label, texts in intents.items() for t in texts] + list(extra_rows)
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _train(model_dir, out, *extra: str) -> int:
+    return main(
+        ["train", "--model", str(model_dir), "--output-dir", str(out), "--batch-size", "4", "--max-steps", "2", "-q"]
+        + list(extra)
+    )
+
+
+def test_label_names_are_mapped_saved_with_the_model_and_reused(tmp_path, model_dir, capsys):
+    from st_contrast.cli.train import build_model
+    from st_contrast.data.labels import load_label_map
+    from st_contrast.modules.classifier import find_classifier_head
+
+    train_file = _labelled_csv(tmp_path / "train.csv", INTENTS)
+    eval_file = _labelled_csv(tmp_path / "eval.csv", {k: v[:2] for k, v in INTENTS.items()})
+    out = tmp_path / "out"
+    assert (
+        _train(model_dir, out, "--method", "rdrop", "--train-file", str(train_file), "--eval-file", str(eval_file))
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "classification x100 (eval.csv: 6 examples)" in printed and "classifier head" in printed
+    label_map = load_label_map(out)
+    assert label_map["label_names"] == ["alarm", "music", "weather"] and label_map["text_column"] == "text"
+    summary = json.loads((out / "st_contrast_summary.json").read_text())
+    assert summary["config"]["train_format"] == "csv" and summary["evaluation"]["task"] == "classification"
+    head = find_classifier_head(build_model(str(out)))  # the saved model loads with its head and names
+    assert head is not None and head.labels == ["alarm", "music", "weather"]
+
+    # a later run on data holding only some of the labels keeps the saved ids
+    partial = _labelled_csv(tmp_path / "partial.csv", {"weather": INTENTS["weather"], "music": INTENTS["music"]})
+    again = tmp_path / "again"
+    assert _train(model_dir, again, "--method", "supcon", "--train-file", str(partial), "--label-map", str(out)) == 0
+    assert load_label_map(again)["label_names"] == ["alarm", "music", "weather"]
+    from st_contrast.cli.train import TrainConfig, prepare_data
+
+    config = TrainConfig(
+        model=str(model_dir), train_file=str(partial), output_dir=str(tmp_path / "x"), method="supcon"
+    )
+    config.label_map = str(out)
+    assert sorted(set(prepare_data(config).dataset["label"])) == [1, 2]
+    capsys.readouterr()
+
+    # a label outside the map, in training or evaluation data, is a one-line error
+    unknown = _labelled_csv(tmp_path / "unknown.csv", {**INTENTS, "timer": ["start a timer", "timer for ten"]})
+    assert (
+        _train(model_dir, tmp_path / "u", "--method", "rdrop", "--train-file", str(unknown), "--label-map", str(out))
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "label(s) ['timer'] are not in the label map" in err[0]
+    assert (
+        _train(
+            model_dir,
+            tmp_path / "v",
+            "--method",
+            "rdrop",
+            "--train-file",
+            str(train_file),
+            "--eval-file",
+            str(unknown),
+        )
+        == 2
+    )
+    assert "label(s) ['timer'] were not seen in training" in capsys.readouterr().err
+
+
+def test_ood_evaluation_from_a_csv_with_a_named_out_of_scope_label(tmp_path, model_dir, capsys):
+    oos = ["what is the meaning of life,oos", "how tall is everest,oos", "tell me a joke,oos"]
+    train_file = _labelled_csv(tmp_path / "train.csv", INTENTS, oos)
+    eval_file = _labelled_csv(tmp_path / "eval.csv", INTENTS, oos)
+    out = tmp_path / "out"
+    code = _train(
+        model_dir, out, "--method", "supcon_ood", "--train-file", str(train_file), "--eval-file", str(eval_file),
+        "--ood-label", "oos", "--loss-arg", "adversarial_epsilon=0.05",
+    )  # fmt: skip
+    assert code == 0
+    assert "OOD detection x100 (eval.csv: 6 in-domain, 3 out-of-scope" in capsys.readouterr().out
+    summary = json.loads((out / "st_contrast_summary.json").read_text())
+    assert "left 3 example(s) labelled 'oos' (out-of-scope) out of training" in summary["data"]
+    assert summary["config"]["evaluation"] == "ood" and set(summary["evaluation"]["detectors"]) == {
+        "lof",
+        "gda",
+        "msp",
+    }
+    assert summary["train_examples"] == 12 and json.loads((out / "label_map.json").read_text())["label_names"] == [
+        "alarm",
+        "music",
+        "weather",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "fmt", "content", "message"),
+    [
+        ("declutr", "wikitext", "just some text\nwith no title\n", "no ' = Title = ' line"),
+        ("declutr", "documents", '{"body": "x"}\n', "no text field"),
+        ("declutr", "wikitext", " = Title = \n", "none of the 1 articles has any text"),
+        ("cil", "fewrel-nyt", '{"P1": [{"tokens": ["a"], "h": ["a"]}]}', "malformed FewRel item"),
+        ("rdrop", "csv", "text,topic\nhello there,a\nbye now,b\n", "no label column"),
+        ("simcse", "clinc150", "{}", "does not fit method 'simcse'"),
+        ("supcon", "clinc150", '{"train": []}', "this is not CLINC150 data_full.json"),
+    ],
+)
+def test_readers_errors_are_one_line_cli_errors(tmp_path, model_dir, capsys, method, fmt, content, message):
+    data = tmp_path / ("data.jsonl" if fmt == "documents" else "data.txt")
+    data.write_text(content, encoding="utf-8")
+    code = _train(model_dir, tmp_path / "o", "--method", method, "--train-file", str(data), "--train-format", fmt)
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("st-contrast train: error: ") and message in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_declutr_from_a_folder_of_documents_with_span_options(tmp_path, model_dir, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    words = "the cat sat on the mat while the dog ran in the park and the bird sang".split()
+    for i in range(4):
+        (folder / f"doc{i}.txt").write_text(" ".join(words[i:] + words * 5), encoding="utf-8")
+    out = tmp_path / "out"
+    code = _train(
+        model_dir, out, "--method", "declutr", "--train-file", str(folder), "--min-span", "3", "--max-span", "8",
+        "--no-eval", "--loss-arg", "num_positives=1",
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "st_contrast_summary.json").read_text())
+    assert summary["config"]["train_format"] == "documents" and summary["train_examples"] == 4
+    # the loss's num_anchors/num_positives shape the spans: 2 anchors + 2x1 positives
+    from st_contrast.cli.train import TrainConfig, prepare_data
+
+    config = TrainConfig(model=str(model_dir), train_file=str(folder), output_dir="x", method="declutr")
+    config.loss, config.min_span, config.max_span = {"num_positives": 1}, 3, 8
+    assert prepare_data(config).dataset.column_names == ["anchor_0", "anchor_1", "positive_0_0", "positive_1_0"]
+    # too long spans for these documents: the error says what to change
+    assert _train(model_dir, tmp_path / "o2", "--method", "declutr", "--train-file", str(folder), "--no-eval") == 2
+    err = capsys.readouterr().err
+    assert "lower --max-span, or pass --on-short skip or shrink" in err
+
+
+def test_method_options_are_typed_listed_and_misspellings_get_close_matches(tmp_path, model_dir, capsys):
+    from st_contrast.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    shown = capsys.readouterr().out
+    for heading in ("DeCLUTR spans", "CLINE rewriting", "labelled text", "CIL bags"):
+        assert heading in shown
+    assert "--replace-ratio" in shown and "(default: 0.5)" in shown
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {model_dir}\ntrain_file: x\noutput_dir: o\nmax_spam: 64\n", encoding="utf-8")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "'max_spam' (did you mean 'max_span'?)" in capsys.readouterr().err
+    assert _train(model_dir, tmp_path / "o", "--train-file", "x", "--replace-ratio", "2") == 2
+    assert "replace_ratio must be in (0, 1], got 2.0" in capsys.readouterr().err
