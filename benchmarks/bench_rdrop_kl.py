@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup = {k: getattr(args, k) for k in ("batch", "tokens", "vocab", "pad_fraction", "repeats")}
-    target = target_from_args(args, "bench_rdrop_kl", f"b{args.batch}-t{args.tokens}-v{args.vocab}")
-    check_writable(target, setup)
+    result_target = target_from_args(args, "bench_rdrop_kl", f"b{args.batch}-t{args.tokens}-v{args.vocab}")
+    check_writable(result_target, setup)
     torch.manual_seed(0)
     logits = torch.randn(2 * args.batch, args.tokens, args.vocab)
     mask = torch.rand(args.batch, args.tokens) >= args.pad_fraction
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for a, b in (("autograd_index_select", "fused_paired_function"), ("ls_ce_then_blocked_kl", "fused_ls_ce_and_kl")):
         assert abs(values[a] - values[b]) <= 1e-3 * abs(values[a]), values
     report = {"benchmark": "rdrop_kl", "threads": torch.get_num_threads(), "setup": setup, "results": results}
-    path = target.write(report, setup, command_line("bench_rdrop_kl", argv))
+    path = result_target.write(report, setup, command_line("bench_rdrop_kl", argv))
     for name, r in results.items():
         print(f"{name:24s} {r['median_ms']:8.1f} ms  (beyond log-softmax {r['ms_beyond_log_softmax']:7.1f} ms)")
     print(f"results: {path}")

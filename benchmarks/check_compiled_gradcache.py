@@ -26,14 +26,16 @@ from benchmarks.factories.variants import compile_encoder
 from benchmarks.harness.models import PRESETS, build_model, default_workdir, sentences_for
 
 
-def gradients(preset: dict, workdir: Path, compiled: bool, rows: int, cudagraphs: bool = False):
+def gradients(
+    preset: dict, workdir: Path, compiled: bool, rows: int, cudagraphs: bool = False, backend: str | None = None
+):
     """One step's loss and gradients: eager, or compiled (``cudagraphs``: both sides use two mini-batches)."""
     from st_contrast.losses import CachedSimCSELoss, SimCSELoss
 
     torch.manual_seed(0)
     model = build_model(preset, workdir)
     if compiled:
-        compile_encoder(model, cudagraphs=cudagraphs)
+        compile_encoder(model, cudagraphs=cudagraphs, backend=backend)
     if cudagraphs:  # two mini-batches (the first's outputs must survive the second's replay), vs eager GradCache
         loss = CachedSimCSELoss(model, mini_batch_size=rows)
     else:
@@ -64,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", default=str(default_workdir()))
     parser.add_argument("--cudagraphs", action="store_true", help='compile with mode="reduce-overhead"')
     parser.add_argument(
+        "--backend",
+        default=None,
+        help="torch.compile backend (default $BENCH_COMPILE_BACKEND or inductor; eager: a quick CPU dry run)",
+    )
+    parser.add_argument(
         "--tolerance", type=float, default=1e-4, help="exit 1 when the losses or gradients differ by more (relative)"
     )
     return parser
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = dict(PRESETS["cpu-smoke" if args.device == "cpu" else "gpu-base"], device=args.device)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     eager_value, eager = gradients(preset, Path(args.workdir), False, args.rows, args.cudagraphs)
-    compiled_value, compiled = gradients(preset, Path(args.workdir), True, args.rows, args.cudagraphs)
+    compiled_value, compiled = gradients(preset, Path(args.workdir), True, args.rows, args.cudagraphs, args.backend)
     common = sorted(set(eager) & set(compiled))
     a, b = torch.cat([eager[n] for n in common]), torch.cat([compiled[n] for n in common])
     difference = ((b - a).norm() / a.norm()).item()
