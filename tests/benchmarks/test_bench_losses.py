@@ -29,15 +29,16 @@ def test_summary_ratios():
     assert rows["mnrl"]["error"] == "boom" and "median_step_s" not in rows["mnrl"]
 
 
-def test_in_process_run_on_cpu_reports_no_memory(tmp_path):
+@pytest.mark.slow  # ~10-30 s: the cpu-smoke model's vocabulary, then three configurations
+def test_in_process_run_on_cpu_reports_no_memory(bench_workdir):
     """The GPU harness's in-process mode must work (it is what gpu_session.sh uses); on a CPU it times the
     configurations but cannot attribute peak RSS to one of them, and says so instead of reporting a number."""
-    runs = [bench_losses.run_in_process("cpu-smoke", name, 4, 1, 1, str(tmp_path))
+    runs = [bench_losses.run_in_process("cpu-smoke", name, 4, 1, 1, str(bench_workdir))
             for name in ("simcse", "simcse-two-pass", "cached-simcse")]  # fmt: skip
     for run in runs:
         assert run.get("times") and run["times"][0] > 0, run
         assert run["peak_mib"] is None and "not measured" in run["memory"]
-    broken = bench_losses.run_in_process("cpu-smoke", "no-such-loss", 4, 1, 1, str(tmp_path))
+    broken = bench_losses.run_in_process("cpu-smoke", "no-such-loss", 4, 1, 1, str(bench_workdir))
     assert "error" in broken and "KeyError" in broken["error"]
     rows = bench_losses.summarise(runs)
     assert rows[0]["peak_mib"] is None
@@ -56,10 +57,11 @@ def test_refuses_to_replace_a_result_of_another_configuration_before_running(tmp
     assert existing.read_text() == '{"meta": {}, "rows": []}\n'
 
 
-def test_profile_losses_in_process(tmp_path):
+@pytest.mark.slow  # the cpu-smoke model's vocabulary first, unless another test of the session built it
+def test_profile_losses_in_process(tmp_path, bench_workdir):
     out = tmp_path / "profile.json"
     argv = ["--preset", "cpu-smoke", "--configs", "simcse:4", "--steps", "1", "--tables-dir", str(tmp_path / "t"),
-            "--workdir", str(tmp_path / "w"), "--output", str(out)]  # fmt: skip
+            "--workdir", str(bench_workdir), "--output", str(out)]  # fmt: skip
     assert profile_losses.main(argv) == 0
     summary = json.loads(out.read_text())["summaries"]
     assert summary[0]["name"] == "simcse" and summary[0]["wall_ms_per_step"] > 0
@@ -67,11 +69,11 @@ def test_profile_losses_in_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_run_in_fresh_processes_writes_results(tmp_path, capsys):
+def test_smoke_run_in_fresh_processes_writes_results(tmp_path, bench_workdir, capsys):
     """The default mode: each configuration in its own ``python -m benchmarks.bench_losses --_one`` process, so
     peak RSS is that configuration's; the result file and the table come from the parent."""
     argv = ["--preset", "cpu-smoke", "--losses", "backbone,simcse", "--results-dir", str(tmp_path),
-            "--workdir", str(tmp_path / "work")]  # fmt: skip
+            "--workdir", str(bench_workdir)]  # fmt: skip
     assert bench_losses.main(argv) == 0
     data = json.loads((tmp_path / "bench_losses_cpu-smoke.json").read_text())
     rows = {r["name"]: r for r in data["rows"]}
@@ -82,17 +84,17 @@ def test_smoke_run_in_fresh_processes_writes_results(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_compiled_gradcache_is_exact_on_cpu(tmp_path, capsys, monkeypatch):
+def test_compiled_gradcache_is_exact_on_cpu(bench_workdir, capsys, monkeypatch):
     """What gpu_session.sh's cudagraphs part runs: the exactness check of GradCache under torch.compile and the
     compiled configuration in the table. Dynamo's ``eager`` backend keeps it to seconds (inductor's code
     generation takes minutes on a busy CPU); the GPU session compiles with inductor."""
     from benchmarks import check_compiled_gradcache
 
     monkeypatch.setenv("BENCH_COMPILE_BACKEND", "eager")
-    argv = ["--device", "cpu", "--cudagraphs", "--rows", "4", "--workdir", str(tmp_path)]
+    argv = ["--device", "cpu", "--cudagraphs", "--rows", "4", "--workdir", str(bench_workdir)]
     assert check_compiled_gradcache.main(argv) == 0
     assert "gradient relative difference" in capsys.readouterr().out
-    run = bench_losses.run_in_process("cpu-smoke", "cached-simcse-cudagraphs", 4, 1, 1, str(tmp_path))
+    run = bench_losses.run_in_process("cpu-smoke", "cached-simcse-cudagraphs", 4, 1, 1, str(bench_workdir))
     assert run.get("times"), run
     table = bench_losses.markdown(
         bench_losses.summarise([run]),
