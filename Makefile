@@ -35,8 +35,11 @@ test-fast: setup
 demo: setup
 	OMP_NUM_THREADS=2 $(PY) examples/simcse_unsup_demo.py --output-dir outputs/demo --overwrite
 
+# The CPU loss benchmark (every loss, batch 64 and 512); its result goes to outputs/bench/, not over the recorded
+# benchmarks/results/bench_losses_cpu-tiny.json. BENCH_ARGS adds options, e.g. BENCH_ARGS="--losses simcse,mnrl".
+BENCH_ARGS ?=
 bench: setup
-	$(PY) benchmarks/bench_losses.py --preset cpu-tiny
+	$(PY) -m benchmarks.bench_losses --preset cpu-tiny --results-dir outputs/bench $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf .venv

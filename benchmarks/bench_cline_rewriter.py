@@ -1,6 +1,6 @@
 """Throughput of CLINE's WordNet rewriter (sentences per second, one core, ~20-word sentences).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_cline_rewriter.py --output benchmarks/results/cline_rewriter.json
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_cline_rewriter
 
 The sentences are real text from the data folder: Wikipedia sentences (lower-cased) and STS Benchmark
 sentences (cased), taken as they are when 18-22 words long, otherwise joined in order until they
@@ -8,20 +8,19 @@ reach ~20 words. Three numbers are reported: the one-off WordNet load, a *cold* 
 looked up in WordNet the first time it is seen) and *warm* passes over new sentences with a lexicon
 that has already seen a corpus (the steady state of rewriting a large corpus, where almost every word
 is a cache hit). Rates are given against wall time and against the process's CPU time (the latter is
-robust to other processes sharing the machine). The rewriter is pure Python: one core.
+robust to other processes sharing the machine). The rewriter is pure Python: one core. Results:
+``benchmarks/results/bench_cline_rewriter_<sentences>-sentences.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
+from benchmarks.harness.timing import stopwatch
 
 
 def twenty_word_sentences(limit: int) -> list[str]:
@@ -57,27 +56,27 @@ def run(num_sentences: int, warm_repeats: int) -> dict:
 
     sentences = twenty_word_sentences(2 * num_sentences)
     first, second = sentences[:num_sentences], sentences[num_sentences:]
-    t0, c0 = time.perf_counter(), time.process_time()
-    load_wordnet()
-    rewriter = WordNetRewriter(seed=0)
-    rewriter.lexicon.tag_counts
-    for pos in "nvar":
-        rewriter.lexicon.random_pool(pos)
-    load_wall, load_cpu = time.perf_counter() - t0, time.process_time() - c0
+    with stopwatch() as load:
+        load_wordnet()
+        rewriter = WordNetRewriter(seed=0)
+        rewriter.lexicon.tag_counts
+        for pos in "nvar":
+            rewriter.lexicon.random_pool(pos)
+    load_wall, load_cpu = load.wall, load.cpu
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    cold = rewriter.rewrite_all(first)
-    cold_wall, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
+    with stopwatch() as cold_time:
+        cold = rewriter.rewrite_all(first)
+    cold_wall, cold_cpu = cold_time.wall, cold_time.cpu
 
     # warm: new sentences (the second half) once their words are known, repeated to take a median
     rewriter.rewrite_all(second)
     warm_walls, warm_cpus = [], []
     for seed in range(warm_repeats):
         timed = WordNetRewriter(seed=seed + 1, lexicon=rewriter.lexicon)  # fresh choices, shared look-ups
-        t0, c0 = time.perf_counter(), time.process_time()
-        warm = timed.rewrite_all(second)
-        warm_walls.append(time.perf_counter() - t0)
-        warm_cpus.append(time.process_time() - c0)
+        with stopwatch() as warm_time:
+            warm = timed.rewrite_all(second)
+        warm_walls.append(warm_time.wall)
+        warm_cpus.append(warm_time.cpu)
     words = statistics.mean(len(s.split()) for s in sentences)
     return {
         "sentences_per_pass": num_sentences,
@@ -100,24 +99,28 @@ def run(num_sentences: int, warm_repeats: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_cline_rewriter",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sentences", type=int, default=5000, help="sentences per pass")
     parser.add_argument("--warm-repeats", type=int, default=5)
-    parser.add_argument("--output", help="JSON file for the result")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    add_result_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = {"sentences": args.sentences, "warm_repeats": args.warm_repeats}
+    target = target_from_args(args, "bench_cline_rewriter", f"{args.sentences}-sentences")
+    check_writable(target, config)
     result = run(args.sentences, args.warm_repeats)
-    result["command"] = "OMP_NUM_THREADS={} python benchmarks/bench_cline_rewriter.py {}".format(
-        os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])
-    )
-    result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(result, indent=2))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"results: {target.write(result, config, command_line('bench_cline_rewriter', argv))}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -9,7 +9,9 @@ Three measurements, repeated and interleaved (A, B, C, A, B, C, ...) with the me
 - ``naive loop``: a per-document pure-Python sampler (``str.split``, ``random``, ``" ".join``), the shape of a
   straightforward implementation, for context.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_declutr_sampler.py --output benchmarks/results/declutr_sampler.json
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_declutr_sampler
+
+Results: ``benchmarks/results/bench_declutr_sampler_<tokens>-tokens.json``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
+from benchmarks.harness.timing import stopwatch
 
 
 def synthetic_documents(count: int, tokens: int, seed: int = 0) -> list[str]:
@@ -61,14 +63,24 @@ def naive_sample(text: str, rng: random.Random, anchors=2, positives=2, low=32, 
     return out_anchors, out_positives
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_declutr_sampler",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    add_result_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = {"documents": args.documents, "tokens": args.tokens, "repeats": args.repeats}
+    target = target_from_args(args, "bench_declutr_sampler", f"{args.tokens}-tokens")
+    check_writable(target, config)
     from st_contrast.data.declutr import DeCLUTRSpanSampler
 
     documents = synthetic_documents(args.documents, args.tokens)
@@ -91,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     for _ in range(args.repeats):
         for name, run in runs.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            run()
-            rates[name].append(len(documents) / (time.perf_counter() - wall))
-            cpu_rates[name].append(len(documents) / max(time.process_time() - cpu, 1e-9))
+            with stopwatch() as elapsed:
+                run()
+            rates[name].append(len(documents) / elapsed.wall)
+            cpu_rates[name].append(len(documents) / max(elapsed.cpu, 1e-9))
     result = {
         "documents": args.documents,
         "tokens_per_document": args.tokens,
@@ -104,17 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         "all_docs_per_s": {name: [round(x) for x in v] for name, v in rates.items()},
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "wall_s": round(time.time() - start, 1),
-        "command": "OMP_NUM_THREADS={} python benchmarks/bench_declutr_sampler.py {}".format(
-            os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])
-        ),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "all_docs_per_s"}, indent=2))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"results: {target.write(result, config, command_line('bench_declutr_sampler', argv))}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

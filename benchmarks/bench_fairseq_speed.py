@@ -8,24 +8,26 @@ other processes hits each criterion alike. Both wall time and this process's CPU
 shared machine the CPU time is the steadier figure. No start-up, data loading or logging is timed.
 
 Targets (issue 8): mCLR <= 1.10x, R-Drop <= 2.1x the baseline's time per update.
+
+    python -m benchmarks.bench_fairseq_speed --steps 12 --config-name fused-kl
+
+Results: ``benchmarks/results/bench_fairseq_speed_<device>-d<embed-dim>x<layers>.json`` unless ``--config-name``
+names the setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
-import time
 from argparse import Namespace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from quality_mclr_multi30k import LANGS, SUPERVISED  # noqa: E402
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
+from benchmarks.harness.timing import stopwatch
+from benchmarks.quality_mclr_multi30k import LANGS, SUPERVISED
 
 
 def build(args):
@@ -66,8 +68,12 @@ def build(args):
     return model, criteria, batches
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_fairseq_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--work-dir", default="outputs/mclr_multi30k")
     parser.add_argument("--criteria", default="baseline,mclr,rdrop")
     parser.add_argument("--steps", type=int, default=12, help="timed updates per criterion")
@@ -102,8 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         help="after timing, run N more updates per criterion under torch.profiler and print each one's operators "
         "by self CPU time (where an update's time goes)",
     )
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "fairseq_speed.json"))
-    args = parser.parse_args(argv)
+    add_result_arguments(parser)
+    return parser
+
+
+RESULT_OPTIONS = ("config_name", "output", "results_dir", "overwrite")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup = {k: v for k, v in vars(args).items() if k not in RESULT_OPTIONS}
+    target = target_from_args(args, "bench_fairseq_speed", f"{args.device}-d{args.embed_dim}x{args.layers}")
+    check_writable(target, setup)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
@@ -145,17 +161,16 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.zero_grad(set_to_none=True)
             if cuda:
                 torch.cuda.synchronize()
-            w0, c0 = time.perf_counter(), time.process_time()
-            with autocast:
-                loss, _, _ = criterion(net, sample)
-            loss.backward()
-            optimizer.step()
-            if cuda:
-                torch.cuda.synchronize()
-            w1, c1 = time.perf_counter(), time.process_time()
+            with stopwatch() as elapsed:
+                with autocast:
+                    loss, _, _ = criterion(net, sample)
+                loss.backward()
+                optimizer.step()
+                if cuda:
+                    torch.cuda.synchronize()
             if step >= args.warmup:
-                wall[name].append(w1 - w0)
-                cpu[name].append(c1 - c0)
+                wall[name].append(elapsed.wall)
+                cpu[name].append(elapsed.cpu)
     if args.profile > 0:
         from torch.profiler import ProfilerActivity, profile
 
@@ -188,20 +203,19 @@ def main(argv: list[str] | None = None) -> int:
             if cuda
             else f"cpu, torch threads {torch.get_num_threads()} (shared machine)"
         ),
-        "setup": {k: v for k, v in vars(args).items() if k != "output"},
+        "setup": setup,
         "target_tokens_per_batch_median": statistics.median(ntokens),
         "results": results,
         "targets": {"mclr": 1.10, "rdrop": 2.1},
-        "command": "python benchmarks/bench_fairseq_speed.py " + " ".join(argv or sys.argv[1:]),
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    path = target.write(report, setup, command_line("bench_fairseq_speed", argv))
     for name in names:
         r = results[name]
         print(
             f"{name:9s} wall {r['median_wall_s']:.3f}s ({r['wall_vs_baseline']:.2f}x)  "
             f"cpu {r['median_cpu_s']:.3f}s ({r['cpu_vs_baseline']:.2f}x)"
         )
+    print(f"results: {path}")
     return 0
 
 

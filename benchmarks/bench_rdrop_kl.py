@@ -1,6 +1,6 @@
 """R-Drop's symmetric KL over vocabulary-sized log-probabilities: the fused Function vs plain autograd.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_rdrop_kl.py            # Multi30k-sized: 64 x 30 tokens, 5,925 types
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_rdrop_kl            # Multi30k-sized: 64 x 30 tokens, 5,925 types
 
 Times, interleaved (medians over ``--repeats``), forward + backward of ``log_softmax`` followed by:
 nothing (the floor); the KL of the two halves of a doubled batch by autograd through
@@ -11,20 +11,17 @@ in its default CPU blocks of rows (``fused_paired_function``); and R-Drop's whol
 (label-smoothed CE on both halves + α·KL) as separate terms (``ls_ce_then_blocked_kl``: the CE by autograd,
 the blocked KL) and fused (``fused_ls_ce_and_kl``:
 :func:`~st_contrast.losses.functional.paired_label_smoothed_nll_and_kl`). Writes
-``benchmarks/results/rdrop_kl.json``.
+``benchmarks/results/bench_rdrop_kl_b<batch>-t<tokens>-v<vocab>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
 
 
 def autograd_kl(lprobs, mask, batch):
@@ -69,17 +66,28 @@ def fused_ce_and_kl(lprobs, target):
     return 0.5 * ce + ALPHA * kl
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_rdrop_kl",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=30)
     parser.add_argument("--vocab", type=int, default=5925)
     parser.add_argument("--pad-fraction", type=float, default=0.25)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "rdrop_kl.json"))
-    args = parser.parse_args(argv)
+    add_result_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    args = build_parser().parse_args(argv)
+    setup = {k: getattr(args, k) for k in ("batch", "tokens", "vocab", "pad_fraction", "repeats")}
+    result_target = target_from_args(args, "bench_rdrop_kl", f"b{args.batch}-t{args.tokens}-v{args.vocab}")
+    check_writable(result_target, setup)
     torch.manual_seed(0)
     logits = torch.randn(2 * args.batch, args.tokens, args.vocab)
     mask = torch.rand(args.batch, args.tokens) >= args.pad_fraction
@@ -110,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     for a, b in (("autograd_index_select", "fused_paired_function"), ("ls_ce_then_blocked_kl", "fused_ls_ce_and_kl")):
         assert abs(values[a] - values[b]) <= 1e-3 * abs(values[a]), values
-    report = {"benchmark": "rdrop_kl", "threads": torch.get_num_threads(), "setup": vars(args), "results": results,
-              "command": "python benchmarks/bench_rdrop_kl.py " + " ".join(argv or sys.argv[1:])}  # fmt: skip
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    report = {"benchmark": "rdrop_kl", "threads": torch.get_num_threads(), "setup": setup, "results": results}
+    path = result_target.write(report, setup, command_line("bench_rdrop_kl", argv))
     for name, r in results.items():
         print(f"{name:24s} {r['median_ms']:8.1f} ms  (beyond log-softmax {r['ms_beyond_log_softmax']:7.1f} ms)")
+    print(f"results: {path}")
     return 0
 
 

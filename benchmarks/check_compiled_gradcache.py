@@ -1,8 +1,8 @@
 """Does GradCache's dropout replay stay exact when the encoder runs under ``torch.compile``?
 
-    OMP_NUM_THREADS=1 python benchmarks/check_compiled_gradcache.py            # CPU, cpu-smoke model
-    python benchmarks/check_compiled_gradcache.py --device cuda                # gpu-base model
-    python benchmarks/check_compiled_gradcache.py --device cuda --cudagraphs   # mode="reduce-overhead"
+    OMP_NUM_THREADS=1 python -m benchmarks.check_compiled_gradcache            # CPU, cpu-smoke model
+    python -m benchmarks.check_compiled_gradcache --device cuda                # gpu-base model
+    python -m benchmarks.check_compiled_gradcache --device cuda --cudagraphs   # mode="reduce-overhead"
 
 Trains one step of :class:`SimCSELoss` (eager) and of :class:`CachedSimCSELoss` whose mini-batch covers the
 batch, with the encoder compiled as ``benchmarks/factories/variants.py`` does (``fallback_random=True``),
@@ -17,39 +17,31 @@ also catches a first-pass embedding overwritten by the next mini-batch's graph r
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import bench_losses  # noqa: E402
+from benchmarks.factories.variants import compile_encoder
+from benchmarks.harness.models import PRESETS, build_model, default_workdir, sentences_for
 
 
-def _variants():
-    spec = importlib.util.spec_from_file_location("bench_variants", HERE / "factories" / "variants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def gradients(preset: dict, workdir: Path, compiled: bool, rows: int, cudagraphs: bool = False):
+def gradients(
+    preset: dict, workdir: Path, compiled: bool, rows: int, cudagraphs: bool = False, backend: str | None = None
+):
     """One step's loss and gradients: eager, or compiled (``cudagraphs``: both sides use two mini-batches)."""
     from st_contrast.losses import CachedSimCSELoss, SimCSELoss
 
     torch.manual_seed(0)
-    model = bench_losses.build_model(preset, workdir)
+    model = build_model(preset, workdir)
     if compiled:
-        _variants()._compile_encoder(model, cudagraphs=cudagraphs)
+        compile_encoder(model, cudagraphs=cudagraphs, backend=backend)
     if cudagraphs:  # two mini-batches (the first's outputs must survive the second's replay), vs eager GradCache
         loss = CachedSimCSELoss(model, mini_batch_size=rows)
     else:
         loss = CachedSimCSELoss(model, mini_batch_size=2 * rows) if compiled else SimCSELoss(model)
     features = {k: v.to(preset["device"]) if hasattr(v, "to") else v
-                for k, v in model.preprocess(bench_losses.sentences_for(rows)).items()}  # fmt: skip
+                for k, v in model.preprocess(sentences_for(rows)).items()}  # fmt: skip
     for _ in range(2):  # warm-up (compilation)
         model.zero_grad()
         loss([dict(features)]).backward()
@@ -63,20 +55,33 @@ def gradients(preset: dict, workdir: Path, compiled: bool, rows: int, cudagraphs
     return float(value.detach()), grads
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.check_compiled_gradcache",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rows", type=int, default=16)
-    parser.add_argument("--workdir", default="/tmp/st-contrast-bench")
+    parser.add_argument("--workdir", default=str(default_workdir()))
     parser.add_argument("--cudagraphs", action="store_true", help='compile with mode="reduce-overhead"')
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="torch.compile backend (default $BENCH_COMPILE_BACKEND or inductor; eager: a quick CPU dry run)",
+    )
     parser.add_argument(
         "--tolerance", type=float, default=1e-4, help="exit 1 when the losses or gradients differ by more (relative)"
     )
-    args = parser.parse_args(argv)
-    preset = dict(bench_losses.PRESETS["cpu-smoke" if args.device == "cpu" else "gpu-base"], device=args.device)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    preset = dict(PRESETS["cpu-smoke" if args.device == "cpu" else "gpu-base"], device=args.device)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     eager_value, eager = gradients(preset, Path(args.workdir), False, args.rows, args.cudagraphs)
-    compiled_value, compiled = gradients(preset, Path(args.workdir), True, args.rows, args.cudagraphs)
+    compiled_value, compiled = gradients(preset, Path(args.workdir), True, args.rows, args.cudagraphs, args.backend)
     common = sorted(set(eager) & set(compiled))
     a, b = torch.cat([eager[n] for n in common]), torch.cat([compiled[n] for n in common])
     difference = ((b - a).norm() / a.norm()).item()

@@ -1,16 +1,16 @@
 """Where a loss's training step spends its time: torch.profiler over a few steps of bench_losses configurations.
 
-    python benchmarks/profile_losses.py --preset gpu-base --configs backbone:64,simcse:64,cached-simcse:1024
-    python benchmarks/profile_losses.py --preset cpu-smoke --configs simcse:8 --out /tmp/profiles
+    python -m benchmarks.profile_losses --preset gpu-base --configs backbone:64,simcse:64,cached-simcse:1024
+    python -m benchmarks.profile_losses --preset cpu-smoke --configs simcse:8 --tables-dir /tmp/profiles
 
-For each ``name:batch`` (names as in ``bench_losses.py``) it builds the configuration, warms it up, times
-``--steps`` steps without the profiler (wall time per step), then profiles ``--steps`` more and writes
-``<out>/profile_<name>_<batch>.txt`` (the operators sorted by host time and, on a GPU, by device time) and
-one ``<out>/profile_summary.json``. The summary per configuration: wall ms per step; host (Python + dispatch)
-ms per step; device busy ms per step (sum of kernel times); kernels launched per step; and the calls that
-make the host wait for the device (``aten::item``/``_local_scalar_dense``, stream/device synchronisation,
-device-to-host copies). A step whose wall time is near its host time and far above its device time is
-bound by launch overhead, not by arithmetic.
+For each ``name:batch`` (names as in :mod:`benchmarks.bench_losses`) it builds the configuration, warms it up,
+times ``--steps`` steps without the profiler (wall time per step), then profiles ``--steps`` more and writes
+``<tables-dir>/profile_<name>_<batch>.txt`` (the operators sorted by host time and, on a GPU, by device time); the
+summaries go to ``benchmarks/results/profile_losses_<preset>.json``. The summary per configuration: wall ms per
+step; host (Python + dispatch) ms per step; device busy ms per step (sum of kernel times); kernels launched per
+step; and the calls that make the host wait for the device (``aten::item``/``_local_scalar_dense``, stream/device
+synchronisation, device-to-host copies). A step whose wall time is near its host time and far above its device time
+is bound by launch overhead, not by arithmetic.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import bench_losses  # noqa: E402
+from benchmarks.harness.models import PRESETS, default_workdir
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
+from benchmarks.harness.steps import prepare
 
 WAITS = ("aten::_local_scalar_dense", "aten::item", "cudaStreamSynchronize", "cudaDeviceSynchronize",
          "cudaMemcpyAsync", "cudaEventSynchronize", "aten::nonzero")  # fmt: skip
@@ -43,13 +42,13 @@ def profile_one(preset: str, name: str, batch: int, steps: int, workdir: str, ou
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    step, cuda = bench_losses.prepare(preset, name, batch, workdir)
+    step, cuda = prepare(preset, name, batch, workdir)
 
     def sync():
         if cuda:
             torch.cuda.synchronize()
 
-    for _ in range(bench_losses.PRESETS[preset]["warmup"]):
+    for _ in range(PRESETS[preset]["warmup"]):
         step()
     sync()
     walls = []
@@ -94,13 +93,23 @@ def profile_one(preset: str, name: str, batch: int, steps: int, workdir: str, ou
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(bench_losses.PRESETS), default="cpu-smoke")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.profile_losses",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-smoke")
     parser.add_argument("--configs", required=True, help="comma-separated name:batch, e.g. simcse:64,backbone:64")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--out", default=str(HERE / "results" / "profiles"))
-    parser.add_argument("--workdir", default=str(Path("/tmp") / "st-contrast-bench"))
+    parser.add_argument("--tables-dir", default="outputs/profiles", help="folder for the profile_*.txt tables")
+    parser.add_argument("--workdir", default=str(default_workdir()))
+    add_result_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     configs = []
     for item in args.configs.split(","):
@@ -108,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         if not name or not batch.isdigit():
             parser.error(f"--configs entries look like name:batch, got {item!r}")
         configs.append((name, int(batch)))
-    out = Path(args.out)
+    config = {"preset": args.preset, "configs": [f"{n}:{b}" for n, b in configs], "steps": args.steps}
+    target = target_from_args(args, "profile_losses", args.preset)
+    check_writable(target, config)
+    out = Path(args.tables_dir)
     out.mkdir(parents=True, exist_ok=True)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     summaries = []
@@ -126,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"  device {row['device_ms_per_step']:8.1f}  kernels {row['kernels_per_step']:6.0f}"
                 f"  waits {json.dumps(row['waits_per_step'])}"
             )
-    (out / "profile_summary.json").write_text(json.dumps(summaries, indent=2) + "\n", encoding="utf-8")
+    payload = {"tables_dir": str(out), "summaries": summaries}
+    path = target.write(payload, config, command_line("profile_losses", argv))
+    print(f"summaries: {path}")
     return 0 if all("error" not in s for s in summaries) else 1
 
 

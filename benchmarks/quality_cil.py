@@ -12,8 +12,10 @@ seed, data order and optimiser, and are evaluated with :func:`evaluate_relation_
   official 8,000 and grouped into pseudo-bags; the official 2,717-sentence test set, one sentence per
   bag; ``Other`` is NA (excluded from PR-AUC and micro-F1).
 
-    OMP_NUM_THREADS=2 python benchmarks/quality_cil.py --datasets fewrel,semeval --configs bag_ce,cil \\
-        --output benchmarks/results/quality_cil.json
+    OMP_NUM_THREADS=2 python -m benchmarks.quality_cil --datasets fewrel,semeval --configs bag_ce,cil
+
+Each dataset's runs are merged into ``benchmarks/results/quality_cil_<dataset>.json``, keyed
+``<dataset>-<config>-seed<N>``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "bag_ce": dict(contrastive_weight=0.0, mlm_weight=0.0),
@@ -83,7 +84,7 @@ def run(dataset: str, config: str, data: dict[str, Any], args) -> dict[str, Any]
 
     from st_contrast.data.relation import cil_dataset, pseudo_bags
     from st_contrast.evaluation.relation import evaluate_relation_extraction
-    from st_contrast.losses.cil import CILLoss
+    from st_contrast.losses import CILLoss
     from st_contrast.modules.entity_pooling import build_relation_encoder
     from st_contrast.views.tfidf import TfidfSubstitution
 
@@ -144,8 +145,12 @@ def run(dataset: str, config: str, data: dict[str, Any], args) -> dict[str, Any]
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality_cil",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--datasets", default="fewrel,semeval")
     parser.add_argument("--configs", default="bag_ce,cil")
     parser.add_argument("--bag-size", type=int, default=2)
@@ -159,35 +164,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-limit", type=int, default=0, help="subsample training sentences (smoke runs)")
     parser.add_argument("--test-limit", type=int, default=0, help="subsample test bags (smoke runs)")
     parser.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "st-contrast-cil"))
-    parser.add_argument("--output", help="JSON file to add the results to")
-    args = parser.parse_args(argv)
+    add_result_arguments(parser)
+    return parser
+
+
+SETTINGS = ("bag_size", "batch_size", "lr", "head_lr", "max_seq_length", "max_words", "semeval_train", "seed",
+            "train_limit", "test_limit")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = sorted(set(configs) - set(CONFIGS))
+    if unknown:
+        raise SystemExit(f"unknown config(s) {unknown}; known: {sorted(CONFIGS)}")
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    targets = {dataset: target_from_args(args, "quality_cil", dataset) for dataset in datasets}
+    for dataset in datasets:
+        for config in configs:
+            run_config = {"dataset": dataset, "config": config, **settings}
+            check_writable(targets[dataset], run_config, f"{dataset}-{config}-seed{args.seed}")
     import torch
 
-    command = "OMP_NUM_THREADS={} python benchmarks/quality_cil.py {}".format(
-        os.environ.get("OMP_NUM_THREADS", "?"), " ".join(argv if argv is not None else sys.argv[1:])
-    )
-    results = []
-    for dataset in args.datasets.split(","):
+    command = command_line("quality_cil", argv)
+    for dataset in datasets:
         data = limit(load_data(dataset, args), args)
-        for config in args.configs.split(","):
+        for config in configs:
             result = run(dataset, config, data, args)
             result.update(
-                command=command,
                 threads=torch.get_num_threads(),
                 seed=args.seed,
-                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 model="all-MiniLM-L6-v2 (ALREADY contrastively trained) + entity-marker pooling",
             )
             print(json.dumps(result), flush=True)
-            results.append(result)
-            if args.output:
-                path = Path(args.output)
-                existing = json.loads(path.read_text()) if path.exists() else {}
-                existing[f"{dataset}-{config}-seed{args.seed}"] = result
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")
+            run_config = {"dataset": dataset, "config": config, **settings}
+            key = f"{dataset}-{config}-seed{args.seed}"
+            path = targets[dataset].merge_run(key, result, run_config, command)
+            print(f"results: {path} (run {key!r})", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

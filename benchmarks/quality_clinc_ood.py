@@ -1,10 +1,11 @@
 """Quality benchmark: does supervised contrastive learning improve OOD intent detection over CE alone?
 
 Runs ``examples/clinc_ood.py``'s experiment for each method on the same CLINC150 subset and merges the
-results into one JSON file (``--output``; several processes may write into it, it is locked while
-updated). Zeng et al. (ACL 2021) claim that adding SupCon to CE improves OOD detection (LOF, GDA, MSP)::
+results into ``benchmarks/results/quality_clinc_ood_<N>-intents.json`` (``all-intents`` without
+``--num-intents``; several processes may write into it, it is locked while updated), keyed ``<method>/seed<N>``.
+Zeng et al. (ACL 2021) claim that adding SupCon to CE improves OOD detection (LOF, GDA, MSP)::
 
-    python benchmarks/quality_clinc_ood.py --methods pretrained ce ce_supcon ce_supcon_rdrop \\
+    python -m benchmarks.quality_clinc_ood --methods pretrained ce ce_supcon ce_supcon_rdrop \\
         --num-intents 10 --max-per-intent 20 --epochs 2 --max-ood-test 200
 
 Defaults start from all-MiniLM-L6-v2 (mean pooling), which is already contrastively trained: its
@@ -14,38 +15,20 @@ numbers are not comparable with the paper's (BERT-base / GloVe + BiLSTM on all 1
 from __future__ import annotations
 
 import argparse
-import fcntl
-import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "supcon_ood_clinc.json"
+from benchmarks.harness.examples import load_example
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
 
-
-def _example_module():
-    spec = importlib.util.spec_from_file_location("clinc_ood_example", ROOT / "examples" / "clinc_ood.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-def _merge(output: Path, key: str, value: dict) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(output.read_text()) if output.exists() else {}
-        data.setdefault("runs", {})[key] = value
-        data["caveat"] = (
-            "Encoder: all-MiniLM-L6-v2 (already contrastively trained), mean pooling, CPU; a small CLINC150 subset "
-            "and a few optimisation steps. Not comparable with the paper's numbers."
-        )
-        output.write_text(json.dumps(data, indent=2) + "\n")
-    output.with_suffix(".lock").unlink(missing_ok=True)
+CAVEAT = (
+    "Encoder: all-MiniLM-L6-v2 (already contrastively trained), mean pooling, CPU; a small CLINC150 subset "
+    "and a few optimisation steps. Not comparable with the paper's numbers."
+)
 
 
 def summarize(output: Path) -> str:
@@ -82,21 +65,33 @@ def summarize(output: Path) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
-    example = _example_module()
-    parser = example.build_parser()
+def build_parser() -> argparse.ArgumentParser:
+    parser = load_example("clinc_ood").build_parser()
+    parser.prog = "python -m benchmarks.quality_clinc_ood"
     parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--methods", nargs="+", default=["pretrained", "ce", "ce_supcon", "ce_supcon_rdrop"])
-    parser.add_argument("--output", default=str(DEFAULT_OUTPUT))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--summarize", action="store_true", help="print the table of --output and exit")
-    args = parser.parse_args()
+    parser.add_argument("--summarize", action="store_true", help="print the table of the result file and exit")
+    add_result_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    subset = f"{args.num_intents}-intents" if args.num_intents else "all-intents"
+    target = target_from_args(args, "quality_clinc_ood", subset)
     if args.summarize:
-        print(summarize(Path(args.output)))
-        return
+        print(summarize(target.path))
+        return 0
+    config = _cli_options(args)
+    for method in args.methods:
+        check_writable(target, {**config, "method": method}, f"{method}/seed{args.seed}")
+    example = load_example("clinc_ood")
     import torch
 
     torch.set_num_threads(args.threads)
+    command = command_line("quality_clinc_ood", argv)
     for method in args.methods:
         run_args = argparse.Namespace(**{**vars(args), "method": method})
         started = time.time()
@@ -108,15 +103,11 @@ def main() -> None:
             "torch": torch.__version__,
             "note": "2 shared CPU cores under heavy load from other jobs: timings are indicative only",
         }
-        result["command"] = (
-            "python benchmarks/quality_clinc_ood.py "
-            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _cli_options(args).items())
-            + f" --methods {method}"
-        )
         key = f"{method}/seed{args.seed}"
-        _merge(Path(args.output), key, result)
+        target.merge_run(key, result, {**config, "method": method}, command, shared={"caveat": CAVEAT})
         print(f"{key}: train {result['train_seconds']} s, eval {result['eval_seconds']} s")
         print(example.format_table(result), flush=True)
+    return 0
 
 
 def _cli_options(args: argparse.Namespace) -> dict:
@@ -139,4 +130,4 @@ def _cli_options(args: argparse.Namespace) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main()
+    sys.exit(main())

@@ -15,9 +15,13 @@ Steps (each cached in --work-dir, so a rerun only redoes what is missing):
      ``inference_step``, as ``st-contrast fairseq-generate`` does, greedy by default), sacreBLEU against
      the raw references; ``--eval-shards k`` scores every k-th test sentence when CPU time is short.
 
-Results go to ``benchmarks/results/quality_mclr_multi30k.json`` (BLEU per direction, averages, wall time
-and seconds per update per run, the commands). ``--eval-only --checkpoint-updates N`` scores the
-checkpoint saved at update N (every 50 updates are kept), to compare runs at equal updates.
+Results are merged into ``benchmarks/results/quality_mclr_multi30k_d<embed-dim>x<layers>.json``, one run per
+criterion (BLEU per direction, averages, wall time and seconds per update, the commands).
+``--eval-only --checkpoint-updates N`` scores the checkpoint saved at update N (every 50 updates are kept), to
+compare runs at equal updates.
+
+    python -m benchmarks.quality_mclr_multi30k --runs ""        # prepare BPE and data-bin only
+    python -m benchmarks.quality_mclr_multi30k --runs baseline,mclr,rdrop
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
 
 REPO = Path(__file__).resolve().parent.parent
 LANGS = ("en", "de", "fr", "cs")
@@ -337,8 +343,12 @@ def evaluate(name: str, data_bin: Path, text_dir: Path, work: Path, args) -> dic
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality_mclr_multi30k",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--work-dir", default="outputs/mclr_multi30k")
     parser.add_argument("--data-dir", help="data folder holding translation/multi30k (default $ST_CONTRAST_DATA)")
     parser.add_argument("--runs", default="baseline,mclr,rdrop", help="comma list of baseline, mclr, rdrop, mclr+ras")
@@ -354,9 +364,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, default=1)
     parser.add_argument("--eval-shards", type=int, default=1, help="score every k-th test sentence (CPU budget)")
     parser.add_argument("--checkpoint-updates", type=int, help="evaluate checkpoint_*_N.pt instead of the last")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality_mclr_multi30k.json"))
-    args = parser.parse_args(argv)
+    add_result_arguments(parser)
+    return parser
+
+
+NOT_SETTINGS = ("runs", "eval_only", "work_dir", "data_dir", "config_name", "output", "results_dir", "overwrite")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    target = target_from_args(args, "quality_mclr_multi30k", f"d{args.embed_dim}x{args.layers}")
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
+    names = [r.strip() for r in args.runs.split(",") if r.strip()]
+    keys = {name: f"{name}@{args.checkpoint_updates}" if args.checkpoint_updates else name for name in names}
+    for name in names:
+        check_writable(target, {**settings, "criterion": name}, keys[name])
+    command = command_line("quality_mclr_multi30k", argv)
+    shared = {
+        "benchmark": "quality_mclr_multi30k",
+        "device": "cpu (shared, OMP_NUM_THREADS=1)",
+        "supervised": [f"{s}-{t}" for s, t in SUPERVISED],
+        "zero_shot": [f"{s}-{t}" for s, t in ZERO_SHOT],
+    }
 
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -365,10 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     data_bin = binarise(text_dir, work)
 
     results = {}
-    for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
+    for name in names:
         ras = induce_dictionaries(src_dir, work) if name.endswith("+ras") else None
         if args.eval_only:
-            previous = json.loads(Path(args.output).read_text())["runs"] if Path(args.output).exists() else {}
+            previous = json.loads(target.path.read_text())["runs"] if target.path.exists() else {}
             run = {
                 "train": previous.get(name, {}).get(
                     "train", {"note": "training log: " + str(work / f"train_{name}.log")}
@@ -380,20 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         run.update(evaluate(name, data_bin, text_dir, work, args))
         run["eval_wall_s"] = round(time.perf_counter() - start, 1)
         print(json.dumps({name: {k: v for k, v in run.items() if k != "train"}}, indent=1), flush=True)
-        # several runs may share the output file (one process per run): merge at write time
-        if Path(args.output).exists():
-            results = json.loads(Path(args.output).read_text()).get("runs", {})
-        results[f"{name}@{args.checkpoint_updates}" if args.checkpoint_updates else name] = run
-        report = {
-            "benchmark": "quality_mclr_multi30k",
-            "setup": {k: v for k, v in vars(args).items() if k not in ("output",)},
-            "device": "cpu (shared, OMP_NUM_THREADS=1)",
-            "supervised": [f"{s}-{t}" for s, t in SUPERVISED],
-            "zero_shot": [f"{s}-{t}" for s, t in ZERO_SHOT],
-            "runs": results,
-        }
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+        # several runs may share the output file (one process per run): merged under its lock
+        target.merge_run(keys[name], run, {**settings, "criterion": name}, command, shared=shared)
+        results = json.loads(target.path.read_text())["runs"]
     baseline = results.get("baseline", {}).get("train", {}).get("sec_per_update")
     for name, run in results.items():
         spu = run["train"].get("sec_per_update")

@@ -22,8 +22,10 @@ with the paper's (which re-ranks 16 BART candidates on 287k training documents).
 (documented in the results): one epoch, ``--num-train-candidates`` per training step, truncation to
 ``--max-source-positions``/``--max-candidate-positions`` tokens.
 
-    OMP_NUM_THREADS=1 python benchmarks/quality_simcls.py --folds 0,1,2,3,4 \\
-        --output benchmarks/results/quality_simcls_realsumm.json
+    OMP_NUM_THREADS=1 python -m benchmarks.quality_simcls --folds 0,1,2,3,4
+
+Results: ``benchmarks/results/quality_simcls_realsumm.json`` (rewritten after every fold) and the section
+``benchmarks/sections/simcls.md``.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 KEYS = ("rouge1", "rouge2", "rougeLsum")
 SETTING_KEYS = ("epochs", "lr", "num_train_candidates", "max_source_positions", "max_candidate_positions",
@@ -100,8 +103,12 @@ def prepare_run(encoder: str | None, work_dir: str) -> tuple[str, Path]:
     return encoder, work
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality_simcls",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--folds", default="0,1,2,3,4", help="which folds to run (comma-separated)")
     parser.add_argument("--num-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -116,9 +123,16 @@ def main() -> None:
     parser.add_argument("--work-dir", default="outputs/simcls_realsumm")
     parser.add_argument("--section", default="benchmarks/sections/simcls.md", help="markdown section ('' to skip)")
     parser.add_argument("--rerun", default="", help="folds to recompute even if cached in the work folder (e.g. 0,2)")
-    parser.add_argument("--output", default="benchmarks/results/quality_simcls_realsumm.json")
-    args = parser.parse_args()
+    add_result_arguments(parser)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = {k: getattr(args, k) for k in SETTING_KEYS}
+    target = target_from_args(args, "quality_simcls", "realsumm")
+    check_writable(target, {**settings, "encoder": args.encoder})
+    command = command_line("quality_simcls", argv)
     encoder, work = prepare_run(args.encoder, args.work_dir)
     import torch
 
@@ -148,7 +162,6 @@ def main() -> None:
     task_cfg.seed = args.seed
     task = SimCLSRerankingTask.setup_task(task_cfg)
 
-    settings = {k: getattr(args, k) for k in SETTING_KEYS}
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     folds = [int(f) for f in args.folds.split(",") if f.strip()]
     rerun = {int(f) for f in args.rerun.split(",") if f.strip()}
@@ -230,10 +243,11 @@ def main() -> None:
         for k, v in fold_rows.items():
             rows[k].extend(v)
         cached.write_text(json.dumps({"settings": settings, "summary": per_fold[-1], "rows": fold_rows}) + "\n")
-        write_results(args, rows, per_fold, folds, settings, len(docs), build_s, t0)
+        write_results(args, target, command, rows, per_fold, folds, settings, len(docs), build_s, t0)
+    return 0
 
 
-def write_results(args, rows, per_fold, folds, settings, n_docs, build_s, t0) -> None:
+def write_results(args, target, command, rows, per_fold, folds, settings, n_docs, build_s, t0) -> None:
     """The results file, rewritten after every fold (an interrupted run keeps the folds it finished)."""
     result: dict[str, Any] = {
         "data": "REALSumm CNN/DM (100 documents, 18-24 distinct system summaries each)",
@@ -255,14 +269,10 @@ def write_results(args, rows, per_fold, folds, settings, n_docs, build_s, t0) ->
         "build_data_seconds": round(build_s, 1),
         "wall_seconds_this_invocation": round(time.time() - t0, 1),
         "machine": "2 shared CPU cores (load from other jobs), OMP_NUM_THREADS=1",
-        "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    output = ROOT / args.output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    path = target.write(result, {**settings, "encoder": args.encoder}, command)
     if args.section:
-        (ROOT / args.section).write_text(render_section(result, args.output))
+        (ROOT / args.section).write_text(render_section(result, shown_path(path), command))
     print(json.dumps(result["rouge_all_test_documents"], indent=2))
 
 
@@ -288,7 +298,15 @@ LABELS = {
 }
 
 
-def render_section(result: dict[str, Any], results_path: str) -> str:
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (as the sections cite result files)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def render_section(result: dict[str, Any], results_path: str, command: str) -> str:
     """BENCHMARKS.md section, written from the results (never by hand)."""
     folds = result["per_fold"]
     lines = [
@@ -325,9 +343,9 @@ def render_section(result: dict[str, Any], results_path: str) -> str:
         lines += ["", "SimCLS minus each other choice, mean ROUGE per document, with a 95% paired bootstrap interval: "
                   + "; ".join(parts) + "."]  # fmt: skip
     lines += [f"\nFold {f['fold']}: {f['note']}." for f in folds if f.get("note")]
-    lines += ["", f"Command: `{result['command']}`. Results: `{results_path}`.", ""]
+    lines += ["", f"Command: `{command}`. Results: `{results_path}`.", ""]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -28,7 +28,10 @@ scorer (zero-shot cosine), the trained scorer, and the oracle. Each stage writes
 stage after it). The encoder is ALREADY contrastively trained; the summariser is tiny and sees 800
 documents, so ROUGE is low: the question is where re-ranking lands between the top beam and the oracle.
 
-    OMP_NUM_THREADS=1 python benchmarks/quality_simcls_xsum.py
+    OMP_NUM_THREADS=1 python -m benchmarks.quality_simcls_xsum
+
+Results: ``benchmarks/results/quality_simcls_xsum_ngram-block<N>.json`` (``no-ngram-block`` with
+``--no-repeat-ngram-size 0``) and the section ``benchmarks/sections/simcls_xsum.md``.
 """
 
 from __future__ import annotations
@@ -45,13 +48,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
+from benchmarks.quality_mclr_multi30k import to_subword_nmt, train_bpe
+from benchmarks.quality_simcls import (
+    KEYS,
+    cand_rouge,
+    mean_rouge,
+    paired_bootstrap,
+    prepare_run,
+    rouge_table,
+    shown_path,
+)
+from benchmarks.quality_simcls import run as run_logged
 
-from quality_mclr_multi30k import to_subword_nmt, train_bpe  # noqa: E402
-from quality_simcls import KEYS, cand_rouge, mean_rouge, paired_bootstrap, prepare_run, rouge_table  # noqa: E402
-from quality_simcls import run as run_logged  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 XSUM = "summarization/xsum_test_1000.jsonl"
 STAGES = ("split", "preprocess", "summariser", "generate", "build", "zero_shot", "scorer", "rerank")
@@ -335,7 +345,7 @@ def evaluate(work: Path, docs) -> tuple[dict[str, list[dict[str, float]]], dict[
 
 SHORT_NAMES = {"top_beam": "top beam", "random": "random", "shortest": "shortest", "zero_shot": "zero-shot",
                "simcls": "SimCLS", "oracle": "oracle"}  # fmt: skip
-NO_BLOCKING_RESULTS = ROOT / "benchmarks" / "results" / "quality_simcls_xsum_no_ngram_block.json"
+NO_BLOCKING_RESULTS = ROOT / "benchmarks" / "results" / "quality_simcls_xsum_no-ngram-block.json"
 
 
 def _without_blocking(settings: dict[str, Any], new_rate: float) -> list[str]:
@@ -356,7 +366,7 @@ def _without_blocking(settings: dict[str, Any], new_rate: float) -> list[str]:
     ]
 
 
-def render_section(result: dict[str, Any], results_path: str) -> str:
+def render_section(result: dict[str, Any], results_path: str, command: str) -> str:
     """The section "SimCLS end to end on XSum (issue 9)" (benchmarks/sections/simcls_xsum.md), from the results."""
     s, sz, sec = result["settings"], result["split"], result["seconds"]
     summ = result["summariser"]
@@ -438,14 +448,18 @@ def render_section(result: dict[str, Any], results_path: str) -> str:
         "|" + "---:|" * (len(sec) + 1),
         "| " + " | ".join(f"{v:.0f}" for v in sec.values()) + f" | {sum(sec.values()):.0f} |",
         "",
-        f"Command: `{result['command']}`. Results (with every stage's command): `{results_path}`.",
+        f"Command: `{command}`. Results (with every stage's command): `{results_path}`.",
         "",
     ]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality_simcls_xsum",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data-dir", default=None, help="data folder (default: $ST_CONTRAST_DATA)")
     parser.add_argument("--work-dir", default="outputs/simcls_xsum")
     parser.add_argument("--redo", default="", help=f"stages to recompute, with every later one ({', '.join(STAGES)})")
@@ -478,9 +492,21 @@ def main() -> None:
     g.add_argument("--max-source-positions", type=int, default=256)
     g.add_argument("--max-candidate-positions", type=int, default=64)
     parser.add_argument("--section", default="benchmarks/sections/simcls_xsum.md", help="markdown file ('' to skip)")
-    parser.add_argument("--output", default="benchmarks/results/quality_simcls_xsum.json")
-    args = parser.parse_args()
+    add_result_arguments(parser)
+    return parser
 
+
+NOT_SETTINGS = ("redo", "section", "work_dir", "data_dir", "config_name", "output", "results_dir", "overwrite")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
+    blocking = f"ngram-block{args.no_repeat_ngram_size}" if args.no_repeat_ngram_size else "no-ngram-block"
+    target = target_from_args(args, "quality_simcls_xsum", blocking)
+    check_writable(target, settings)
+    command = command_line("quality_simcls_xsum", argv)
     encoder, work = prepare_run(args.encoder, args.work_dir)
     from st_contrast.data.simcls import read_simcls_jsonl
 
@@ -491,7 +517,6 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
-    settings = {k: v for k, v in vars(args).items() if k not in ("redo", "section", "output", "work_dir", "data_dir")}
     if state.get("settings") not in (None, settings):
         print(f"note: {work} holds stages run with other settings {state['settings']}; use --redo", flush=True)
     state["settings"] = settings
@@ -569,17 +594,14 @@ def main() -> None:
         "seconds": {k: seconds[k] for k in order if k in seconds},
         "commands": commands,
         "machine": "2 shared CPU cores (load from other jobs), OMP_NUM_THREADS=1, no GPU",
-        "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
         "wall_seconds_this_invocation": round(time.time() - t_all, 1),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    output = ROOT / args.output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    path = target.write(result, settings, command)
     if args.section:
-        (ROOT / args.section).write_text(render_section(result, args.output), encoding="utf-8")
+        (ROOT / args.section).write_text(render_section(result, shown_path(path), command), encoding="utf-8")
     print(json.dumps({"rouge_test": result["rouge_test"], "stats": stats, "seconds": result["seconds"]}, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

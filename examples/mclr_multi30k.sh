@@ -15,7 +15,7 @@ PAIRS=en-de,de-en,en-fr,fr-en,en-cs,cs-en
 cd "$(dirname "$0")/.."
 
 # 1. joint BPE (subword-nmt style "@@" pieces) and one fairseq-preprocess per pair with a shared dictionary
-python benchmarks/quality_mclr_multi30k.py --work-dir "$WORK" --runs ""
+python -m benchmarks.quality_mclr_multi30k --work-dir "$WORK" --runs ""
 
 # 2. train (the wrapper adds --user-dir and makes fairseq 0.12 checkpoints loadable under torch >= 2.6)
 st-contrast fairseq-train "$WORK/data-bin" --task translation_multilingual_contrastive \

@@ -1,4 +1,4 @@
-"""GradCache losses for bench_losses.py: ours and sentence-transformers' CachedMNRL, mini-batch 128."""
+"""GradCache losses for :mod:`benchmarks.bench_losses`: ours and sentence-transformers' CachedMNRL, mini-batch 128."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CIL for ``benchmarks/bench_losses.py``: ``FACTORIES = {"cil": ..., "cil-bag-ce": ..., "cil-official": ...}``.
+"""CIL for :mod:`benchmarks.bench_losses`: ``FACTORIES = {"cil": ..., "cil-bag-ce": ..., "cil-official": ...}``.
 
 The harness hands over a plain SentenceTransformer and plain sentences. The factory turns the model
 into a relation encoder (entity marker tokens added, embeddings resized, ``EntityMarkerPooling``) and
@@ -39,7 +39,7 @@ def _factory(**loss_kwargs: Any) -> Callable:
         import torch
 
         from st_contrast.data.relation import Bag, cil_rows
-        from st_contrast.losses.cil import CILLoss
+        from st_contrast.losses import CILLoss
         from st_contrast.modules.entity_pooling import build_relation_encoder
         from st_contrast.views.tfidf import TfidfSubstitution
 

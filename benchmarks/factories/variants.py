@@ -1,4 +1,4 @@
-"""Variants of the SimCSE configurations that isolate one cost, for bench_losses.py and profile_losses.py.
+"""Variants of the SimCSE configurations that isolate one cost, for bench_losses and profile_losses.
 
 ``simcse-nocheck`` / ``cached-simcse-nocheck``: ``check_inputs=False``, so the difference to ``simcse`` /
 ``cached-simcse`` is the per-batch empty-text check (it reads one verdict back from the device per batch).
@@ -20,7 +20,7 @@ def _simcse(model, cached: bool = False, compiled: bool = False, cudagraphs: boo
     from st_contrast.losses import CachedSimCSELoss, SimCSELoss
 
     if compiled or cudagraphs:
-        _compile_encoder(model, cudagraphs=cudagraphs)
+        compile_encoder(model, cudagraphs=cudagraphs)
     loss = (
         CachedSimCSELoss(model, temperature=0.05, mini_batch_size=MINI_BATCH, **kwargs)
         if cached
@@ -49,27 +49,37 @@ def simcse_two_pass(model):
     return _TwoPass(model), lambda s: ([model.preprocess(s)], None)
 
 
-def _compile_encoder(model, cudagraphs: bool = False):
+def compile_encoder(model, cudagraphs: bool = False, backend: str | None = None):
     """Compile the Hugging Face encoder inside the SentenceTransformer (inductor, dynamic sequence length).
+
+    ``backend`` (default ``$BENCH_COMPILE_BACKEND``, else ``inductor``) picks another ``torch.compile`` backend:
+    ``eager`` traces the graph with dynamo but runs it eagerly, which is what a CPU dry run of the GPU session
+    uses (inductor's code generation takes minutes on a busy CPU); ``mode`` is then left out.
 
     ``fallback_random`` makes dropout use the eager random generator, so GradCache's replay of each
     mini-batch's random state still reproduces the first pass's dropout masks exactly
-    (``benchmarks/check_compiled_gradcache.py`` checks it).
+    (``python -m benchmarks.check_compiled_gradcache`` checks it).
 
     With ``cudagraphs`` (``mode="reduce-overhead"``, static shapes: one graph per chunk width) each call
     starts a new graph step and clones the hidden states: a CUDA graph replays into the same output buffers,
     and GradCache keeps every mini-batch's first-pass embedding (a view of them under [CLS] pooling) until
     the batch is done.
     """
+    import os
+
     import torch
     import torch._inductor.config as inductor_config
 
+    backend = backend or os.environ.get("BENCH_COMPILE_BACKEND") or "inductor"
     inductor_config.fallback_random = True
     encoder = model[0].auto_model  # sentence-transformers calls the encoder's forward directly
     if not cudagraphs:
-        encoder.forward = torch.compile(encoder.forward, dynamic=True)
+        encoder.forward = torch.compile(encoder.forward, dynamic=True, backend=backend)
         return
-    compiled = torch.compile(encoder.forward, mode="reduce-overhead", dynamic=False)
+    if backend == "inductor":
+        compiled = torch.compile(encoder.forward, mode="reduce-overhead", dynamic=False)
+    else:
+        compiled = torch.compile(encoder.forward, dynamic=False, backend=backend)
 
     def forward(*args, **kwargs):
         torch.compiler.cudagraph_mark_step_begin()
