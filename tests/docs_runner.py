@@ -673,7 +673,7 @@ def check_shell_block(block: Block, report: PageReport, fairseq: list[tuple[Outc
                 detail, to_parse = parse_st_contrast(expand_substitutions(args))
                 status = "ran" if detail.startswith("ran") else "parsed"
             elif program in FAIRSEQ_COMMANDS:
-                detail, to_parse = "", [program, *expand_substitutions(argv[1:])]
+                detail, to_parse = "plain fairseq command", [program, *expand_substitutions(argv[1:])]
             elif program in ("pip", "pip3") or argv[:3] == ["python", "-m", "pip"]:
                 status, detail = "not executed", check_pip(argv)
             elif program == "make":

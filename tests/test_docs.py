@@ -29,6 +29,7 @@ and ``test_skips_are_few_and_explained`` lists and bounds them) and ``<!-- docs-
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -283,3 +284,56 @@ def test_model_names_are_replaced_by_tiny_models_only_as_whole_literals(tmp_path
         f"a = {str(tmp_path / 'b')!r}; b = {str(tmp_path / 'r')!r}; c = {str(tmp_path / 'b')!r}; "
         'd = "see bert-base-uncased"\n'
     )
+
+
+def test_training_in_a_docs_block_stops_after_two_steps(tiny_model, sentences, tmp_path):
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from st_contrast.data import sentence_dataset
+    from st_contrast.losses import SimCSELoss
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, num_train_epochs=5, report_to=[]
+    )
+    trainer = SentenceTransformerTrainer(
+        model=tiny_model, args=args, train_dataset=sentence_dataset(sentences * 4), loss=SimCSELoss(tiny_model)
+    )
+    steps: list[int] = []
+    with docs_runner.capped_training(steps):
+        trainer.train()
+    assert trainer.state.global_step == docs_runner.MAX_TRAIN_STEPS == 2  # uncapped: 5 epochs of 16 steps
+    assert steps == [2]
+    assert (
+        SentenceTransformerTrainer.train is not None and "capped" not in SentenceTransformerTrainer.train.__qualname__
+    )
+
+
+def test_sample_data_cuts_the_listed_files_and_links_the_rest(tmp_path):
+    real = tmp_path / "real"
+    (real / "unlabeled").mkdir(parents=True)
+    (real / "unlabeled" / "wiki_sentences.txt").write_text("".join(f"sentence {i}\n" for i in range(1000)))
+    (real / "unlabeled" / "other.txt").write_text("kept whole\n")
+    (real / "intent").mkdir()
+    clinc = {"train": [["q", "a"]] * 5 + [["r", "b"]] * 5, "oos_train": [["x", "oos"]] * 9}
+    (real / "intent" / "clinc150_data_full.json").write_text(json.dumps(clinc))
+    (real / "README.md").write_text("readme\n")
+    sample = docs_runner.build_sample_data(real, tmp_path / "sample")
+    wiki = (sample / "unlabeled" / "wiki_sentences.txt").read_text().splitlines()
+    assert len(wiki) == docs_runner.DATA_SAMPLES["unlabeled/wiki_sentences.txt"][1] and wiki[0] == "sentence 0"
+    assert (sample / "unlabeled" / "other.txt").is_symlink() and (sample / "README.md").is_symlink()
+    cut = json.loads((sample / "intent" / "clinc150_data_full.json").read_text())
+    assert cut == {"train": [["q", "a"]] * 3 + [["r", "b"]] * 3, "oos_train": [["x", "oos"]] * 3}
+
+
+def test_given_names_are_defined_only_when_missing(tmp_path):
+    env = DocsEnvironment(data_dir=tmp_path, models={})
+    page = _write_page(
+        tmp_path,
+        "```python\ntexts = ['mine']\n```\n\n<!-- docs-test: given texts, class_ids -->\n"
+        "```python\nassert texts == ['mine'] and len(class_ids) == 16\n```\n",
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    report = check_page(page, env, work, fairseq_parser=None, root=tmp_path)
+    assert not report.errors, report.errors
+    assert report.outcomes[1].detail == "given texts, class_ids"
