@@ -61,6 +61,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -110,6 +111,12 @@ USER_FILES = {
     "wiki1m.txt": "unlabeled/wiki_sentences.txt",
     "wikitext2_valid.txt": "unlabeled/wikitext2_valid.txt",
     "wikitext2_test.txt": "unlabeled/wikitext2_test.txt",
+}
+
+#: folders the docs name as the reader's own (relative to the working folder) -> how they are made
+USER_FOLDERS = {
+    # SentEval's STS data is not in the shared data folder: the synthetic suite of the STS-suite tests
+    "SentEval/data/downstream": "tests/evaluation/senteval_utils.py:write_senteval",
 }
 
 #: programs that are listed, not executed (installers, launchers, shell built-ins, cluster tools)
@@ -388,6 +395,13 @@ class DocsEnvironment:
         for name, data_file in USER_FILES.items():
             if (self.data_dir / data_file).is_file():
                 shutil.copyfile(self.data_dir / data_file, folder / name)
+        for name, maker in USER_FOLDERS.items():
+            module, _, function = maker.partition(":")
+            path = ROOT / module
+            if path.is_file():
+                import importlib
+
+                importlib.import_module(module.removesuffix(".py").replace("/", ".")).__dict__[function](folder / name)
 
 
 def _sentences(namespace: dict) -> list[str]:
@@ -408,6 +422,13 @@ def _ds(namespace: dict):
     return sentence_dataset(_sentences(namespace))
 
 
+def _loader(namespace: dict):
+    from sentence_transformers import InputExample
+    from torch.utils.data import DataLoader
+
+    return DataLoader([InputExample(texts=[s]) for s in _sentences(namespace)], batch_size=4, shuffle=True)
+
+
 def _loss(namespace: dict):
     from st_contrast.losses import SimCSELoss
 
@@ -421,6 +442,8 @@ GIVEN: dict[str, Callable[[dict], Any]] = {
     "texts": _sentences,
     "class_ids": lambda ns: [i % 4 for i in range(len(_sentences(ns)))],
     "ds": _ds,
+    "dataset": _ds,
+    "loader": _loader,
     "loss": _loss,
     "doubled_features": lambda ns: ns["model"].tokenize(_sentences(ns)[:4] * 2),
 }
@@ -582,12 +605,25 @@ class _DryRun(Exception):
 
 
 def dry_train(argv: list[str]) -> str:
-    """Parse ``st-contrast train ARGV`` and build its TrainConfig and checked loss arguments, without training."""
+    """Run ``st-contrast train ARGV`` up to training: the CLI's parser, its config file and flags through
+    ``TrainConfig``, the loss's argument check and the output folder's ``--resume`` / ``--overwrite`` rules;
+    then, instead of training, leave what a finished run leaves (its stored config and one complete
+    checkpoint), so that a later ``--resume`` of the same folder in the block finds them."""
     from unittest import mock
 
     from st_contrast.cli import train as train_module
 
     def record(config: Any, resume: bool = False, overwrite: bool = False) -> None:
+        config = config.with_absolute_paths()
+        config.loss = train_module.check_loss_arguments(train_module.loss_class_for(config), config.loss)
+        stored = train_module.prepare_output_dir(config, resume, overwrite)
+        folder = Path(config.output_dir)
+        if overwrite and folder.is_dir():
+            shutil.rmtree(folder)
+        checkpoint = folder / f"checkpoint-{MAX_TRAIN_STEPS}"
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": MAX_TRAIN_STEPS}))
+        (folder / train_module.CONFIG_FILE).write_text(json.dumps((stored or config).to_dict()))
         raise _DryRun(config)
 
     with mock.patch.object(train_module, "train", record):
@@ -597,11 +633,7 @@ def dry_train(argv: list[str]) -> str:
             config = dry.config
         else:
             raise DocsTestError(f"st-contrast {' '.join(argv)}: exited {code} before training: {err.strip()}")
-    loss_class = train_module.loss_class_for(config)
-    train_module.check_loss_arguments(loss_class, config.loss)
-    return (
-        f"TrainConfig(method={config.method!r}, loss={config.loss}) checked, {loss_class.__name__} arguments checked"
-    )
+    return f"dry run: settings, loss arguments ({config.method}: {config.loss}) and output folder checked"
 
 
 def parse_st_contrast(argv: list[str]) -> tuple[str, list[str] | None]:
@@ -809,9 +841,14 @@ def check_page(
     else:
         for block in python_blocks:
             report.outcomes.append(Outcome(block, "skipped", block.skip or ""))
+    entries = _checkout_entries(root)
+    shell_dir = Path(tempfile.mkdtemp(prefix="shell-", dir=workdir))
+    for name in entries:  # relative paths (configs/...) resolve as from the checkout; what is written stays here
+        os.symlink(root / name, shell_dir / name)
     for block in blocks:
         if block.lang in SHELL:
-            check_shell_block(block, report, fairseq)
+            with _working_dir(shell_dir):
+                check_shell_block(block, report, fairseq)
         elif block.lang in PARSED_DATA:
             check_data_block(block, report)
         elif block.lang not in PYTHON:
@@ -836,6 +873,16 @@ def check_page(
                     )
     report.outcomes.sort(key=lambda o: o.line or o.block.line)
     return report
+
+
+def _checkout_entries(root: Path) -> list[str]:
+    """The top-level files and folders of the checkout: git's tracked ones (so no earlier run's output folder),
+    or all but .git outside a git checkout."""
+    if (root / ".git").exists():
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=False)
+        if listed.returncode == 0:
+            return sorted({path.split("/")[0] for path in listed.stdout.split("\0") if path})
+    return sorted(entry.name for entry in root.iterdir() if entry.name != ".git")
 
 
 class SharedFairseqParser:
@@ -890,8 +937,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pages", nargs="*", help="pages to check (default: all)")
     parser.add_argument("--list", action="store_true", help="only list the blocks and their markers")
     args = parser.parse_args(argv)
-    import tempfile
-
     chosen = args.pages or pages()
     if args.list:
         for page in chosen:

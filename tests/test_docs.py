@@ -337,3 +337,32 @@ def test_given_names_are_defined_only_when_missing(tmp_path):
     report = check_page(page, env, work, fairseq_parser=None, root=tmp_path)
     assert not report.errors, report.errors
     assert report.outcomes[1].detail == "given texts, class_ids"
+
+
+def test_train_commands_of_a_block_see_the_folders_earlier_commands_left(tmp_path):
+    commands = """\
+st-contrast train --model m --train-file f --output-dir out/run --batch-size 8
+st-contrast train --output-dir out/run --resume
+st-contrast train --output-dir out/run --resume --max-steps 20
+st-contrast train --output-dir out/run --resume --batch-size 16
+st-contrast train --model m --train-file f --output-dir out/run
+st-contrast train --model m --train-file f --output-dir out/run --overwrite
+st-contrast train --output-dir out/never --resume
+"""
+    page = _write_page(tmp_path, f"```bash\n{commands}```\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    report = check_page(page, None, work, fairseq_parser=None, root=tmp_path)
+    assert [o.status for o in report.outcomes] == [
+        "parsed",
+        "parsed",
+        "parsed",
+        "failed",
+        "failed",
+        "parsed",
+        "failed",
+    ]
+    assert "settings that differ from the stored run (batch_size: stored 8, now 16)" in report.outcomes[3].detail
+    assert "is not empty; refusing to overwrite it" in report.outcomes[4].detail
+    assert "missing --model, --train-file" in report.outcomes[6].detail
+    assert not (tmp_path / "out").exists()  # the runs' folders are made in a scratch folder, not the checkout
