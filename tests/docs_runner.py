@@ -13,7 +13,8 @@ What happens to a fenced block depends on its language (the word after the openi
   - data: ``ST_CONTRAST_DATA`` points at a small copy of the shared data folder whose large files are cut to
     the samples in :data:`DATA_SAMPLES` (every other file is a link to the real one), and the file names the
     docs use for the reader's own files (:data:`USER_FILES`, e.g. ``sentences.txt``) exist in the working
-    folder, cut from the real data;
+    folder, cut from the real data, and so do the folders in :data:`USER_FOLDERS` (SentEval's STS data,
+    which the shared data folder lacks: the STS-suite tests' synthetic copy);
   - training: every ``SentenceTransformerTrainer.train()`` (so also ``model.fit``, which runs one) stops
     after :data:`MAX_TRAIN_STEPS` steps, evaluating and saving after every step when the example asks for
     step-wise evaluation or saving (so ``metric_for_best_model`` and ``load_best_model_at_end`` are exercised).
@@ -24,8 +25,12 @@ What happens to a fenced block depends on its language (the word after the openi
 
   - ``st-contrast --version``, ``st-contrast methods`` and ``st-contrast fairseq-user-dir`` run for real
     (also inside ``"$(...)"``, whose output replaces it);
-  - ``st-contrast train ...`` is parsed by the real CLI parser and its settings go through
-    ``TrainConfig.from_mapping`` (types, choices, ranges) and the loss's argument check, without training;
+  - ``st-contrast train ...`` runs dry, up to training: the real CLI parser, its ``--config`` file and
+    flags through ``TrainConfig.from_mapping`` (types, choices, ranges), the loss's argument check and the
+    output folder's ``--resume`` / ``--overwrite`` rules; instead of training it leaves what a finished run
+    leaves (stored config, one checkpoint), so a later ``--resume`` in the block is checked against it.
+    A page's commands run in a scratch folder with links to the checkout's tracked top-level entries, so
+    ``configs/...`` resolves as from the checkout and output folders stay in the scratch folder;
   - any other ``st-contrast`` subcommand is parsed by the real CLI parser (every flag exists and every value
     type-checks); for the ``fairseq-*`` wrappers, and for plain ``fairseq-*`` commands, the arguments are
     parsed by fairseq's own parser for that command with our ``--user-dir`` (task, criterion and

@@ -14,9 +14,10 @@ happens to each block). In short:
   step where the example evaluates or saves by steps).
 * shell, run for real: ``st-contrast --version``, ``st-contrast methods``, ``st-contrast fairseq-user-dir``
   (also inside ``"$(...)"``).
-* shell, parsed only: ``st-contrast train`` (CLI parser, then ``TrainConfig`` and the loss's arguments,
-  without training), every other ``st-contrast`` subcommand (CLI parser), and ``fairseq-*`` commands and the
-  ``st-contrast fairseq-*`` wrappers (fairseq's own parser with our ``--user-dir``; needs fairseq).
+* shell, parsed only: ``st-contrast train`` (dry, up to training: CLI parser, ``--config`` file, ``TrainConfig``,
+  the loss's arguments, the output folder's ``--resume`` / ``--overwrite`` rules), every other ``st-contrast``
+  subcommand (CLI parser), and ``fairseq-*`` commands and the ``st-contrast fairseq-*`` wrappers (fairseq's own
+  parser with our ``--user-dir``; needs fairseq).
 * shell, not executed, by rule: ``pip`` (the st-contrast extras it names must exist), ``make`` (the targets
   must exist), and installers, launchers and shell built-ins (``apt-get``, ``torchrun``, ``accelerate``,
   ``python``, ``bash``, ``cd``, ... : ``NOT_EXECUTED`` in the runner). A command with no rule fails.
