@@ -922,6 +922,11 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    # Seed before anything random is built: loss heads (projection="mlp"/"model", MLM heads) are initialised at
+    # construction, before the Trainer seeds itself, so without this two runs with one --seed differ.
+    from transformers import set_seed
+
+    set_seed(config.seed)
     model = build_model_for(config)
     data = prepare_data(config, model)
     dataset = data.dataset

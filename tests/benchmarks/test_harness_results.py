@@ -24,7 +24,7 @@ from benchmarks.harness.results import (
 
 ROOT = Path(__file__).resolve().parents[2]
 # result files not written by a benchmarks module: `make demo`'s result, copied from outputs/demo by hand
-OTHER_EXPERIMENTS = ("demo",)
+OTHER_EXPERIMENTS = ("demo", "resume_equality")
 
 
 def experiments() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from st_contrast.cli import main
 
@@ -414,3 +415,27 @@ def test_method_options_are_typed_listed_and_misspellings_get_close_matches(tmp_
     assert "'max_spam' (did you mean 'max_span'?)" in capsys.readouterr().err
     assert _train(model_dir, tmp_path / "o", "--train-file", "x", "--replace-ratio", "2") == 2
     assert "replace_ratio must be in (0, 1], got 2.0" in capsys.readouterr().err
+
+
+def test_one_seed_gives_one_model_even_with_a_loss_head(tmp_path, model_dir, sentence_file):
+    """The loss's head is built before the Trainer seeds; train() seeds first, so one --seed is one model."""
+    from safetensors.torch import load_file
+
+    torch.manual_seed(1)  # a different global RNG state before each run
+    assert _run(model_dir, sentence_file, tmp_path / "a", "--max-steps", "2", "--loss-arg", 'projection="model"') == 0
+    torch.manual_seed(2)
+    assert _run(model_dir, sentence_file, tmp_path / "b", "--max-steps", "2", "--loss-arg", 'projection="model"') == 0
+    a = {
+        k: v
+        for f in (tmp_path / "a").rglob("*.safetensors")
+        if "checkpoint" not in str(f)
+        for k, v in load_file(f).items()
+    }
+    b = {
+        k: v
+        for f in (tmp_path / "b").rglob("*.safetensors")
+        if "checkpoint" not in str(f)
+        for k, v in load_file(f).items()
+    }
+    assert a.keys() == b.keys() and len(a) > 0
+    assert all(torch.equal(a[k], b[k]) for k in a)
