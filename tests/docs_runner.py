@@ -619,7 +619,7 @@ def dry_train(argv: list[str]) -> str:
     from st_contrast.cli import train as train_module
 
     def record(config: Any, resume: bool = False, overwrite: bool = False) -> None:
-        config = config.with_absolute_paths()
+        config = train_module.resolve_auto_settings(config.with_absolute_paths())  # as train() does
         config.loss = train_module.check_loss_arguments(train_module.loss_class_for(config), config.loss)
         stored = train_module.prepare_output_dir(config, resume, overwrite)
         folder = Path(config.output_dir)

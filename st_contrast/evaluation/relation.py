@@ -30,7 +30,7 @@ def bag_classifier_class() -> type:
     try:
         from st_contrast.modules import BagAttentionClassifier
     except (ImportError, AttributeError):
-        from st_contrast.losses.cil import BagAttentionClassifier
+        from st_contrast.modules.bag_attention import BagAttentionClassifier
     return BagAttentionClassifier
 
 

@@ -12,8 +12,8 @@ import pytest
 from st_contrast.cli import build_parser, main
 
 SUBCOMMANDS = {
-    "train", "evaluate", "methods", "fairseq-user-dir", "fairseq-train", "fairseq-generate", "fairseq-validate",
-    "fairseq-interactive", "fairseq-preprocess", "simcls-build-data", "simcls-rerank",
+    "train", "evaluate", "methods", "fairseq-user-dir", "fairseq-help", "fairseq-train", "fairseq-generate",
+    "fairseq-validate", "fairseq-interactive", "fairseq-preprocess", "simcls-build-data", "simcls-rerank",
 }  # fmt: skip
 
 
