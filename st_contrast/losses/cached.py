@@ -7,18 +7,20 @@ is computed per mini-batch in both passes and back-propagated with the cached em
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
+from sentence_transformers.base.losses.gradcache import CachedLossMixin, RandContext, _create_minibatch
+from sentence_transformers.base.losses.merged_forward import merge_feature_batches
 from torch import Tensor, nn
 
-from . import functional
 from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
 from ._common import merge_features
-from ._gradcache import cached_loss, count_rows
+from ._gradcache import AutocastState, cached_loss, count_rows
 from .declutr import DeCLUTRLoss
 from .heads import hf_encoder, mask_tokens
-from .simcse import ProjectionMode, SimCSELoss
+from .simcse import _MLP_UNDER_MATRYOSHKA, ProjectionMode, SimCSELoss
 from .supcon import SupConLoss, Variant
 
 _GRADCACHE_CITATION = """
@@ -33,7 +35,7 @@ _GRADCACHE_CITATION = """
 
 
 def _merged(columns: list[dict[str, Any]], loss_name: str) -> dict[str, Any]:
-    """All columns as one flattened batch (GradCache chunks it), or a clear error."""
+    """All columns as one flattened batch (GradCache chunks it), or a clear error (CachedDeCLUTRLoss)."""
     merged = merge_features(columns)
     if merged is None:
         raise ValueError(
@@ -47,7 +49,111 @@ def _devices(model: nn.Module) -> list[torch.device]:
     return list({p.device for p in model.parameters()})
 
 
-class CachedSimCSELoss(SimCSELoss):
+class _CachedInBatchLoss(CachedLossMixin):
+    """sentence-transformers' GradCache (``CachedLossMixin``) with two things it lacks, as a thin layer over it.
+
+    ST's mixin embeds mini-batches, caches the gradient of :meth:`calculate_loss` with respect to the
+    embeddings and replays each mini-batch's random state in the second pass (``RandContext``). Because
+    we use its ``uses_gradient_cache`` / ``calculate_loss`` contract, ST's wrappers see our cached losses as
+    they see ``CachedMultipleNegativesRankingLoss``: ``MatryoshkaLoss`` truncates the cached embeddings
+    through ``calculate_loss``, ``AdaptiveLayerLoss`` warns that it cannot wrap a cached loss.
+
+    What this layer adds:
+
+    1. **Autocast replay.** ST's backward hook re-embeds inside ``loss.backward()``, which the Trainer
+       (``bf16``/``fp16``) and AMP loops call outside their ``autocast`` block, so its second pass runs in
+       float32 while the cached gradients belong to reduced-precision embeddings. Each mini-batch's
+       random-state snapshot (:class:`_ReplayState`) also records the autocast settings and re-enters them.
+    2. **One forward for all columns.** When sentence-transformers' ``merge_feature_batches`` accepts them
+       (it refuses under ``column_merging_disabled()``), all columns, and the two copies of a single column
+       whose dropout makes the views, go through the mini-batches as one flattened batch, as the uncached
+       loss embeds them; so with one mini-batch covering the batch the dropout masks, loss and gradients
+       equal the uncached loss's. ST's mixin embeds column by column.
+    """
+
+    uses_gradient_cache = True
+    mini_batch_num_tokens = None
+    show_progress_bar = False
+    _n_columns = 1
+
+    def _encode(self, features: dict[str, Any]) -> Tensor:
+        return self.model(features)["sentence_embedding"]
+
+    def embed_minibatch(
+        self,
+        sentence_feature: dict[str, Tensor],
+        begin: int,
+        end: int,
+        with_grad: bool,
+        copy_random_state: bool,
+        random_state: RandContext | None = None,
+    ) -> tuple[Tensor, RandContext | None]:
+        # ST's embed_minibatch, with _ReplayState (random state + autocast) and our _encode
+        grad_context = nullcontext if with_grad else torch.no_grad
+        chunk = _create_minibatch(sentence_feature, begin, end)
+        with random_state if random_state is not None else nullcontext():
+            with grad_context():
+                state = _ReplayState(*chunk.values()) if copy_random_state else None
+                reps = self._encode(chunk)
+        return reps, state
+
+    def _forward_columns(self, columns: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        self._n_columns = len(columns)
+        merged = merge_feature_batches(columns) if len(columns) > 1 else None
+        return self.forward_cached([merged] if merged is not None else columns, labels)
+
+    def _columns_from_reps(self, reps: list[list[Tensor]]) -> list[Tensor]:
+        """The per-column embeddings, from either layout of ``forward_cached``'s mini-batches."""
+        embeddings = [torch.cat(chunks, dim=0) for chunks in reps]
+        if len(embeddings) == 1 and self._n_columns > 1:
+            flat = embeddings[0]
+            embeddings = list(flat.reshape(self._n_columns, -1, *flat.shape[1:]).unbind(0))
+        return embeddings
+
+    def calculate_loss(
+        self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False
+    ) -> Tensor:
+        loss = self.compute_loss_from_embeddings(self._columns_from_reps(reps), labels)
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        return loss
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
+
+    @property
+    def citation(self) -> str:
+        return super().citation + _GRADCACHE_CITATION
+
+
+class _ReplayState(RandContext):
+    """ST's ``RandContext`` (CPU/CUDA/MPS random state) that also replays the autocast settings in force when it
+    was taken: ST's replay runs under whatever autocast the caller's ``backward()`` has, usually none."""
+
+    def __init__(self, *tensors: Any) -> None:
+        super().__init__(*tensors)
+        self._autocast = AutocastState(_tensor_devices(tensors))
+        self._autocast_context: Any = None
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        self._autocast_context = self._autocast.replay()
+        self._autocast_context.__enter__()
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        try:
+            self._autocast_context.__exit__(exc_type, exc_val, exc_tb)
+        finally:
+            self._autocast_context = None
+            super().__exit__(exc_type, exc_val, exc_tb)
+
+
+def _tensor_devices(tensors: tuple[Any, ...]) -> list[torch.device]:
+    return list({t.device for t in tensors if isinstance(t, Tensor)})
+
+
+class CachedSimCSELoss(_CachedInBatchLoss, SimCSELoss):
     def __init__(
         self,
         model: nn.Module,
@@ -108,45 +214,24 @@ class CachedSimCSELoss(SimCSELoss):
         )
         self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
-    def _encode(self, features: dict[str, Any]) -> Tensor:
-        embeddings = self.model(features)["sentence_embedding"]
-        if self.projection_head is not None:
-            embeddings = self.projection_head(embeddings)
-        return embeddings
-
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedSimCSELoss")
         check_texts(self, sentence_features, "CachedSimCSELoss")
+        self._check_batch_size(torch.empty(count_rows(sentence_features[0]), 0))
+        # one column: two copies of it, whose independent dropout makes the two views (unsupervised SimCSE)
         columns = sentence_features * 2 if len(sentence_features) == 1 else sentence_features
-        merged = _merged(columns, "CachedSimCSELoss")
-        n_columns = len(columns)
-        batch = count_rows(merged) // n_columns
-        self._check_batch_size(torch.empty(batch, 0))
+        return self._forward_columns(columns, labels)
 
-        def loss_from_embeddings(embeddings: Tensor) -> Tensor:
-            parts = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
-            return functional.simcse_loss(
-                parts[0],
-                parts[1],
-                parts[2] if n_columns == 3 else None,
-                temperature=self.temperature,
-                hard_negative_weight=self.hard_negative_weight,
-                gather_across_devices=self.gather_across_devices,
-            )
-
-        devices = _devices(self.model)
-        return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION
+    def __setattr__(self, name: str, value: Any) -> None:
+        # MatryoshkaLoss installs its truncation by replacing calculate_loss: refuse it here, at the wrapper's
+        # construction, when the train-only head would receive truncated embeddings (see SimCSELoss).
+        if name == "calculate_loss" and self.projection == "mlp":
+            raise ValueError(_MLP_UNDER_MATRYOSHKA.format(name=type(self).__name__))
+        super().__setattr__(name, value)
 
 
-class CachedSupConLoss(SupConLoss):
+class CachedSupConLoss(_CachedInBatchLoss, SupConLoss):
     def __init__(
         self,
         model: nn.Module,
@@ -189,38 +274,25 @@ class CachedSupConLoss(SupConLoss):
         )
         self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 
-    def _encode(self, features: dict[str, Any]) -> Tensor:
-        return self.model(features)["sentence_embedding"]
-
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_texts(self, sentence_features, "CachedSupConLoss")
-        columns = sentence_features * 2 if len(sentence_features) == 1 and self.dropout_views else sentence_features
-        merged = _merged(columns, "CachedSupConLoss")
-        n_columns = len(columns)
-        batch = count_rows(merged) // n_columns
         # fail on bad labels before the embedding pass, not after it
-        check_class_labels(labels, batch, "CachedSupConLoss", need_two_classes=True)
-
-        def loss_from_embeddings(embeddings: Tensor) -> Tensor:
-            views = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
-            return self.compute_loss_from_embeddings(views, labels)
-
-        devices = _devices(self.model)
-        return cached_loss(loss_from_embeddings, self._encode, merged, self.mini_batch_size, devices)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
-
-    @property
-    def citation(self) -> str:
-        return super().citation + _GRADCACHE_CITATION
+        check_class_labels(labels, count_rows(sentence_features[0]), "CachedSupConLoss", need_two_classes=True)
+        columns = sentence_features * 2 if len(sentence_features) == 1 and self.dropout_views else sentence_features
+        return self._forward_columns(columns, labels)
 
 
 _MLM_LABELS = "st_contrast_mlm_labels"
 
 
 class CachedDeCLUTRLoss(DeCLUTRLoss):
+    # sentence-transformers' gradient-cache contract (``uses_gradient_cache`` + ``calculate_loss``), so that its
+    # wrappers treat this loss as they treat CachedMultipleNegativesRankingLoss. The engine stays ours
+    # (_gradcache.cached_loss): ST's CachedLossMixin replays only the embeddings in its second pass, and this loss
+    # must also back-propagate each mini-batch's token-level MLM term there.
+    uses_gradient_cache = True
+
     def __init__(
         self,
         model: nn.Module,
@@ -306,12 +378,9 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
             merged = {**merged, "input_ids": input_ids, _MLM_LABELS: mlm_labels}
             # the MLM loss is the mean over the batch's masked tokens: each mini-batch adds its sum / count
             aux_weight = self.mlm_weight / anchor_labels.ne(-100).sum().clamp(min=1)
-        batch = anchor_rows // self.num_anchors
-        n_columns = self.num_columns
 
-        def loss_from_embeddings(embeddings: Tensor) -> Tensor:
-            columns = list(embeddings.reshape(n_columns, batch, *embeddings.shape[1:]).unbind(0))
-            return self.compute_loss_from_embeddings(columns)
+        def loss_from_embeddings(embeddings: Tensor, with_backward: bool) -> Tensor:
+            return self.calculate_loss([[embeddings]], None, with_backward=with_backward)
 
         devices = _devices(self.model)
         parts: dict[str, Tensor] = {}
@@ -323,6 +392,17 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
         if "aux" in parts:
             self.last_components["mlm"] = parts["aux"]
         return value
+
+    def calculate_loss(
+        self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False
+    ) -> Tensor:
+        """The contrastive term from the cached embeddings (all columns as one flattened batch)."""
+        flat = torch.cat([chunk for chunks in reps for chunk in chunks], dim=0)
+        loss = self.compute_loss_from_embeddings(list(flat.reshape(self.num_columns, -1, *flat.shape[1:]).unbind(0)))
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        return loss
 
     def get_config_dict(self) -> dict[str, Any]:
         return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}

@@ -157,6 +157,12 @@ class SimCSELoss(nn.Module):
         if len(embeddings) not in (2, 3):
             raise ValueError(f"SimCSELoss needs 2 or 3 embedding tensors, got {len(embeddings)}")
         if self.projection_head is not None:
+            width = self.projection_head.dense.in_features
+            if embeddings[0].shape[-1] != width:
+                raise ValueError(
+                    _MLP_UNDER_MATRYOSHKA.format(name=type(self).__name__)
+                    + f" (got {embeddings[0].shape[-1]}-wide embeddings, the head takes {width})"
+                )
             embeddings = [self.projection_head(embedding) for embedding in embeddings]
         anchors, positives = embeddings[0], embeddings[1]
         negatives = embeddings[2] if len(embeddings) == 3 else None
@@ -201,6 +207,13 @@ class SimCSELoss(nn.Module):
     url = "https://arxiv.org/abs/2104.08821",
 }
 """
+
+
+_MLP_UNDER_MATRYOSHKA = (
+    "{name}(projection='mlp') cannot train under MatryoshkaLoss or Matryoshka2dLoss: they truncate the embeddings, "
+    "and the train-only MLP head takes full-width ones; use projection='model' (the head becomes part of the model, "
+    "so its output is what is truncated) or projection='none'"
+)
 
 
 def _embedding_dim(model: nn.Module) -> int:
