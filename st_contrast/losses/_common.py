@@ -98,3 +98,44 @@ def embed_merged(model: nn.Module, features_list: Sequence[dict[str, Any]], repe
         return [model(features)["sentence_embedding"] for features in columns]
     embeddings = model(merged)["sentence_embedding"]
     return list(embeddings.reshape(len(columns), -1, *embeddings.shape[1:]).unbind(0))
+
+
+def running_wrappers(model: nn.Module) -> list[str]:
+    """The sentence-transformers wrappers running this model's loss now: ``"MatryoshkaLoss"`` and/or
+    ``"AdaptiveLayerLoss"`` (``Matryoshka2dLoss`` runs both). Each patches the model's ``forward`` (and
+    AdaptiveLayerLoss the transformer module's) for the duration of its call."""
+    from sentence_transformers.sentence_transformer.losses import adaptive_layer, matryoshka
+
+    model = getattr(model, "module", model)
+    found: list[str] = []
+    forward = model.__dict__.get("forward")
+    while forward is not None:
+        if isinstance(forward, matryoshka.ForwardDecorator):
+            found.append("MatryoshkaLoss")
+        elif isinstance(forward, adaptive_layer.ForwardDecorator):
+            found.append("AdaptiveLayerLoss")
+        forward = getattr(forward, "fn", None)
+    first = model[0] if hasattr(model, "__getitem__") and len(model) else None
+    if isinstance(getattr(first, "__dict__", {}).get("forward"), adaptive_layer.TransformerDecorator):
+        found.append("AdaptiveLayerLoss")
+    return sorted(set(found))
+
+
+def refuse_wrappers(model: nn.Module, loss_name: str, reasons: dict[str, str]) -> None:
+    """Raise a clear error when one of the wrappers in ``reasons`` (wrapper name -> why) runs this loss.
+
+    The wrappers' constructors give the inner loss no hook, so the refusal comes at the first batch.
+    ``Matryoshka2dLoss`` runs both wrappers, so it is refused by either.
+    """
+    for wrapper in running_wrappers(model):
+        if wrapper in reasons:
+            raise ValueError(
+                f"{loss_name} cannot train under {wrapper} (nor Matryoshka2dLoss, which runs it): {reasons[wrapper]}"
+            )
+
+
+def for_wrapper(model: nn.Module, value: Tensor | dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
+    """A dict of loss components as their sum while a wrapper runs the loss (its weighted sums take tensors)."""
+    if isinstance(value, dict) and running_wrappers(model):
+        return sum(value.values())
+    return value

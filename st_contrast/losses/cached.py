@@ -16,9 +16,9 @@ from sentence_transformers.base.losses.merged_forward import merge_feature_batch
 from torch import Tensor, nn
 
 from ._checks import check_class_labels, check_no_labels, check_positive_int, check_texts
-from ._common import merge_features
+from ._common import merge_features, refuse_wrappers
 from ._gradcache import AutocastState, cached_loss, count_rows
-from .declutr import DeCLUTRLoss
+from .declutr import DECLUTR_WRAPPER_REASONS, DeCLUTRLoss
 from .heads import hf_encoder, mask_tokens
 from .simcse import _MLP_UNDER_MATRYOSHKA, ProjectionMode, SimCSELoss
 from .supcon import SupConLoss, Variant
@@ -360,6 +360,7 @@ class CachedDeCLUTRLoss(DeCLUTRLoss):
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "CachedDeCLUTRLoss")
+        refuse_wrappers(self.model, "CachedDeCLUTRLoss", DECLUTR_WRAPPER_REASONS)
         check_texts(self, sentence_features, "CachedDeCLUTRLoss")
         anchors = _merged(sentence_features[: self.num_anchors], "CachedDeCLUTRLoss")
         merged = _merged([anchors, *sentence_features[self.num_anchors :]], "CachedDeCLUTRLoss")

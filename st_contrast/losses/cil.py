@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from . import functional
 from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature, check_texts
-from ._common import embed_merged
+from ._common import embed_merged, for_wrapper, refuse_wrappers
 from .heads import MLMHead, hf_encoder, mask_tokens, mlm_loss, tokenizer_ids
 
 NegativesRule = Literal["other_bags", "official"]
@@ -234,6 +234,14 @@ class CILLoss(nn.Module):
                 f"CILLoss expects one row per bag with columns (sentence_1, ..., sentence_k, augmented), k >= 1, got "
                 f"{len(sentence_features)} column(s). Build the rows with st_contrast.data.relation.cil_dataset."
             )
+        refuse_wrappers(
+            self.model,
+            "CILLoss",
+            {
+                "MatryoshkaLoss": "its train-only bag-attention classifier takes full-width embeddings, and the "
+                "wrapper truncates them"
+            },
+        )
         labels = self._check_labels(labels, sentence_features[0]["input_ids"].shape[0])
         check_texts(self, sentence_features, "CILLoss")
         use_contrastive = self.contrastive_weight > 0
@@ -246,7 +254,7 @@ class CILLoss(nn.Module):
             losses["mlm"] = self.mlm_weight * self._mlm_loss(sentence_features[0])
         if torch.is_grad_enabled():
             self.step += 1
-        return losses
+        return for_wrapper(self.model, losses)
 
     def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor) -> dict[str, Tensor]:
         """Bag CE and the weighted InfoNCE from ``[sentence_1, ..., sentence_k, augmented]`` embeddings."""

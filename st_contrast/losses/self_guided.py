@@ -20,6 +20,7 @@ from ._checks import (
     check_temperature,
     check_texts,
 )
+from ._common import for_wrapper, refuse_wrappers
 from .heads import hf_encoder
 
 logger = logging.getLogger(__name__)
@@ -213,15 +214,22 @@ class SelfGuidedContrastiveLoss(nn.Module):
                 f"negatives), got a batch of {size}. Use a larger batch size, or drop_last=True so the last batch "
                 "is not a single sentence."
             )
+        refuse_wrappers(
+            self.model,
+            "SelfGuidedContrastiveLoss",
+            {"MatryoshkaLoss": "it contrasts the [CLS] token embedding, which the wrapper does not truncate"},
+        )
         encoder = hf_encoder(self.model)
         self._follow(encoder)
         guide_embeddings = self.guide_embeddings(features)
-        output = self.model(dict(features))
+        # the caller's dict itself: AdaptiveLayerLoss hands its cached layers between calls through it
+        output = self.model(features)
         cls_embeddings = _first_token(output)
-        return {
+        components = {
             "contrastive": self.compute_loss_from_embeddings(cls_embeddings, guide_embeddings),
             "regularization": self.regularization(encoder),
         }
+        return for_wrapper(self.model, components)
 
     def compute_loss_from_embeddings(self, cls_embeddings: Tensor, guide_embeddings: Tensor) -> Tensor:
         """The contrastive term from [CLS] vectors ``(B, H)`` and pooled guide vectors ``(B, L, H)``."""

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from . import functional
 from ._checks import check_class_labels, check_non_negative, check_single_column, check_temperature, check_texts
-from ._common import embed_merged, merge_features
+from ._common import embed_merged, for_wrapper, merge_features, refuse_wrappers
 
 logger = logging.getLogger(__name__)
 
@@ -322,6 +322,16 @@ class SupConOODLoss(nn.Module):
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
     ) -> dict[str, Tensor]:
         features = check_single_column(self, sentence_features, "SupConOODLoss")
+        refuse_wrappers(
+            self.model,
+            "SupConOODLoss",
+            {
+                "MatryoshkaLoss": "its classifier reads the sentence embedding before the wrapper truncates it, and "
+                "its adversarial view needs a fresh forward pass on every call",
+                "AdaptiveLayerLoss": "its adversarial view perturbs the word embeddings on every call, and the "
+                "wrapper reuses the first call's hidden states",
+            },
+        )
         batch_size = features["input_ids"].shape[0]
         contrast = self._uses_contrast
         labels = check_class_labels(labels, batch_size, "SupConOODLoss", self.num_labels, need_two_classes=contrast)
@@ -357,7 +367,7 @@ class SupConOODLoss(nn.Module):
             scl, _ = functional.supcon_loss([embeddings[0], second], labels, self.temperature, self.variant)
             weight = 1.0 if self.stage == "contrastive" else self.scl_weight
             components["supcon"] = weight * scl
-        return components
+        return for_wrapper(self.model, components)
 
     def _second_view(self, features: dict[str, Tensor], ce: Tensor, word_embeddings: Tensor | None, n: int) -> Tensor:
         """The adversarial view's sentence embeddings (a plain dropout view when ``ε = 0``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -143,3 +144,123 @@ def test_mlp_projection_refuses_matryoshka_and_works_under_adaptive_layers(tiny_
         tiny_model, st_losses.AdaptiveLayerLoss(tiny_model, SimCSELoss(tiny_model, projection="mlp")), features
     )
     assert math.isfinite(value.item()) and grads
+
+
+# ---------------------------------------------------------------------------------------------
+# every other loss under each wrapper: trains (finite loss, non-zero encoder gradients) or refuses clearly
+# ---------------------------------------------------------------------------------------------
+
+LABELS = [0, 1, 2, 0, 1, 2, 0, 1]
+
+
+def _declutr_columns(model):
+    from tests.losses.test_cached import _declutr_rows
+
+    rows = _declutr_rows()
+    return [model.preprocess([row[c] for row in rows]) for c in range(len(rows[0]))]
+
+
+def _cil_case(tiny_transformer_dir):
+    from st_contrast.data.relation import cil_dataset
+    from st_contrast.losses import CILLoss
+    from st_contrast.modules.entity_pooling import build_relation_encoder
+    from tests.losses.test_cil import _rows
+
+    model = build_relation_encoder(str(tiny_transformer_dir), max_seq_length=64, device="cpu")
+    bags, rel2id, view = _rows()
+    dataset = cil_dataset(bags, rel2id, 2, augment=view, max_words=12)
+    columns = [c for c in dataset.column_names if c != "label"]
+    features = [model.preprocess(dataset[c]) for c in columns]
+    return model, CILLoss(model, num_relations=len(rel2id), warmup_steps=0), features, torch.tensor(dataset["label"])
+
+
+def _case(name, tiny_model, tiny_model_mean, tiny_transformer_dir, sentences):
+    """(model, loss, features, labels) for one loss on a small batch."""
+    from st_contrast import losses as ours
+    from tests.losses.test_cline import ANTONYM, ORIGINAL, SYNONYM
+
+    labels = torch.tensor(LABELS)
+    one = [tiny_model.preprocess(sentences)]
+    if name == "SelfGuidedContrastiveLoss":
+        return tiny_model, ours.SelfGuidedContrastiveLoss(tiny_model, projection_dim=32), one, None
+    if name == "ConSERTLoss":
+        return tiny_model, ours.ConSERTLoss(tiny_model), one, None
+    if name == "CLINELoss":
+        columns = [tiny_model.preprocess(c) for c in (ORIGINAL, SYNONYM, ANTONYM)]
+        return tiny_model, ours.CLINELoss(tiny_model), columns, None
+    if name in ("DeCLUTRLoss", "CachedDeCLUTRLoss"):
+        kwargs = {"mini_batch_size": 5} if name.startswith("Cached") else {}
+        return tiny_model_mean, getattr(ours, name)(tiny_model_mean, **kwargs), _declutr_columns(tiny_model_mean), None
+    if name == "SupConLoss":
+        return tiny_model, ours.SupConLoss(tiny_model, dropout_views=True), one, labels
+    if name == "SupConOODLoss":
+        return (
+            tiny_model_mean,
+            ours.SupConOODLoss(tiny_model_mean, num_labels=3, rdrop_alpha=1.0),
+            [tiny_model_mean.preprocess(sentences)],
+            labels,
+        )
+    if name == "RDropLoss":
+        return (
+            tiny_model_mean,
+            ours.RDropLoss(tiny_model_mean, num_labels=3),
+            [tiny_model_mean.preprocess(sentences)],
+            labels,
+        )
+    if name == "CILLoss":
+        return _cil_case(tiny_transformer_dir)
+    raise AssertionError(name)
+
+
+OTHER_LOSSES = [
+    "SelfGuidedContrastiveLoss",
+    "ConSERTLoss",
+    "CLINELoss",
+    "DeCLUTRLoss",
+    "CachedDeCLUTRLoss",
+    "SupConLoss",
+    "SupConOODLoss",
+    "RDropLoss",
+    "CILLoss",
+]
+
+
+# loss -> {wrapper: what the refusal says}; Matryoshka2dLoss runs both wrappers, so it is refused by either
+REFUSED = {
+    "SelfGuidedContrastiveLoss": {"matryoshka": "does not truncate"},
+    "ConSERTLoss": {"adaptive": "views are built in new feature dicts"},
+    "CLINELoss": {"adaptive": "masks and replaces tokens anew"},
+    "DeCLUTRLoss": {"adaptive": "masks the anchors anew"},
+    "CachedDeCLUTRLoss": {"adaptive": "masks the anchors anew"},
+    "SupConOODLoss": {"matryoshka": "classifier reads the sentence embedding", "adaptive": "adversarial view"},
+    "RDropLoss": {"matryoshka": "logits, which the wrapper does not truncate"},
+    "CILLoss": {"matryoshka": "bag-attention classifier takes full-width embeddings"},
+}
+_WRAPPER_NAMES = {"matryoshka": "MatryoshkaLoss", "adaptive": "AdaptiveLayerLoss"}
+
+
+@pytest.mark.parametrize("kind", ["matryoshka", "adaptive", "2d"])
+@pytest.mark.parametrize("name", OTHER_LOSSES)
+def test_every_loss_trains_under_each_wrapper_or_refuses(
+    name, kind, tiny_model, tiny_model_mean, tiny_transformer_dir, sentences
+):
+    model, inner, features, labels = _case(name, tiny_model, tiny_model_mean, tiny_transformer_dir, sentences)
+    dims = [model.get_embedding_dimension(), model.get_embedding_dimension() // 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # AdaptiveLayerLoss warns about cached losses (tested above)
+        wrapped = {
+            "matryoshka": lambda: st_losses.MatryoshkaLoss(model, inner, dims),
+            "adaptive": lambda: st_losses.AdaptiveLayerLoss(model, inner),
+            "2d": lambda: st_losses.Matryoshka2dLoss(model, inner, dims),
+        }[kind]()
+    model.train()
+    refusals = REFUSED.get(name, {})
+    refused = [k for k in refusals if kind in (k, "2d")]
+    if refused:
+        pattern = "|".join(rf"{name} cannot train under {_WRAPPER_NAMES[k]} .*{refusals[k]}" for k in refused)
+        with pytest.raises(ValueError, match=pattern):
+            wrapped([dict(f) for f in features], labels)
+        return
+    value, grads = _run(model, wrapped, features, labels)
+    assert math.isfinite(value.item())
+    assert any(n.startswith("0.") and g.abs().sum() > 0 for n, g in grads.items())
