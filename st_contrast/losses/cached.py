@@ -238,6 +238,7 @@ class CachedSupConLoss(_CachedInBatchLoss, SupConLoss):
         temperature: float = 0.1,
         variant: Variant = "khosla",
         dropout_views: bool = False,
+        gather_across_devices: bool = False,
         mini_batch_size: int = 64,
         check_inputs: bool = True,
     ) -> None:
@@ -254,6 +255,7 @@ class CachedSupConLoss(_CachedInBatchLoss, SupConLoss):
             temperature: ``τ`` (0.1).
             variant: ``"khosla"`` or ``"zeng"`` (see :class:`SupConLoss`).
             dropout_views: encode a single text column twice, as :class:`SupConLoss` does.
+            gather_across_devices: every process's embeddings and labels as candidates (see :class:`SupConLoss`).
             mini_batch_size: rows embedded at once; all views are embedded as one flattened batch chunked by
                 this size. It changes memory and speed, not the loss.
             check_inputs: check each batch for empty texts.
@@ -270,7 +272,12 @@ class CachedSupConLoss(_CachedInBatchLoss, SupConLoss):
               for any mini-batch size, and with dropout when one mini-batch covers the batch).
         """
         super().__init__(
-            model, temperature=temperature, variant=variant, dropout_views=dropout_views, check_inputs=check_inputs
+            model,
+            temperature=temperature,
+            variant=variant,
+            dropout_views=dropout_views,
+            gather_across_devices=gather_across_devices,
+            check_inputs=check_inputs,
         )
         self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
 

@@ -31,6 +31,7 @@ class SupConLoss(nn.Module):
         temperature: float = 0.1,
         variant: Variant = "khosla",
         dropout_views: bool = False,
+        gather_across_devices: bool = False,
         check_inputs: bool = True,
     ) -> None:
         """Supervised contrastive loss (Khosla et al., NeurIPS 2020) on labelled sentences.
@@ -55,6 +56,9 @@ class SupConLoss(nn.Module):
             variant: ``"khosla"`` (the SupCon paper's ``L_out``) or ``"zeng"`` (needs two views).
             dropout_views: encode a single text column twice (independent dropout masks) so each example
                 has its own second view, as unsupervised SimCSE does.
+            gather_across_devices: in multi-process training (DDP), every process's embeddings and labels are
+                positives and negatives for the local anchors, with gradients to their owners: loss and
+                gradients equal one process on the concatenated batch (tested with two processes).
             check_inputs: reject empty texts (a cheap tensor test).
 
         References:
@@ -98,6 +102,7 @@ class SupConLoss(nn.Module):
             raise ValueError(f"variant must be 'khosla' or 'zeng', got {variant!r}")
         self.variant = variant
         self.dropout_views = bool(dropout_views)
+        self.gather_across_devices = bool(gather_across_devices)
         self.check_inputs = check_inputs
         self.skipped_anchors = 0
         self.total_anchors = 0
@@ -132,7 +137,9 @@ class SupConLoss(nn.Module):
             )
         if batch_size * len(embeddings) < 2:
             raise ValueError(f"SupConLoss needs at least 2 embeddings per batch, got {batch_size * len(embeddings)}")
-        loss, skipped = functional.supcon_loss(embeddings, labels, self.temperature, self.variant)
+        loss, skipped = functional.supcon_loss(
+            embeddings, labels, self.temperature, self.variant, gather_across_devices=self.gather_across_devices
+        )
         self._count(skipped, batch_size * len(embeddings))
         return loss
 
@@ -154,7 +161,12 @@ class SupConLoss(nn.Module):
             self._warned_skip = True
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "variant": self.variant, "dropout_views": self.dropout_views}
+        return {
+            "temperature": self.temperature,
+            "variant": self.variant,
+            "dropout_views": self.dropout_views,
+            "gather_across_devices": self.gather_across_devices,
+        }
 
     @property
     def citation(self) -> str:
@@ -216,6 +228,7 @@ class SupConOODLoss(nn.Module):
         stage: Stage = "joint",
         classifier_dropout: float = 0.1,
         label_names: list[str] | None = None,
+        gather_across_devices: bool = False,
         check_inputs: bool = True,
     ) -> None:
         """Supervised contrastive learning for out-of-domain intent detection (Zeng et al., ACL 2021).
@@ -250,6 +263,8 @@ class SupConOODLoss(nn.Module):
             stage: ``"joint"``, ``"contrastive"`` or ``"classification"`` (see above).
             classifier_dropout: dropout before the head's linear layer (used when the head is created).
             label_names: optional class names saved with the head.
+            gather_across_devices: SupCon's candidates from every process, as in :class:`SupConLoss` (the
+                cross-entropy and R-Drop terms are per example, so DDP's averaging already makes them global).
             check_inputs: reject empty texts.
 
         References:
@@ -302,6 +317,7 @@ class SupConOODLoss(nn.Module):
         self.variant = variant
         self.stage: Stage = "joint"
         self.set_stage(stage)
+        self.gather_across_devices = bool(gather_across_devices)
         self.check_inputs = check_inputs
         self.head = ensure_classifier_head(model, num_labels, dropout=classifier_dropout, labels=label_names)
         self.num_labels = self.head.num_labels
@@ -364,7 +380,9 @@ class SupConOODLoss(nn.Module):
             components["rdrop"] = self.rdrop_alpha * functional.symmetric_kl(logits[0], logits[1], reduction="mean")
         if contrast:
             second = self._second_view(features, ce, word_embeddings if adversarial else None, batch_size)
-            scl, _ = functional.supcon_loss([embeddings[0], second], labels, self.temperature, self.variant)
+            scl, _ = functional.supcon_loss(
+                [embeddings[0], second], labels, self.temperature, self.variant, self.gather_across_devices
+            )
             weight = 1.0 if self.stage == "contrastive" else self.scl_weight
             components["supcon"] = weight * scl
         return for_wrapper(self.model, components)
@@ -393,6 +411,7 @@ class SupConOODLoss(nn.Module):
             "rdrop_alpha": self.rdrop_alpha,
             "variant": self.variant,
             "stage": self.stage,
+            "gather_across_devices": self.gather_across_devices,
         }
 
     @property

@@ -150,7 +150,12 @@ def test_supcon_bad_arguments(echo_model, kwargs, match):
 
 def test_supcon_config_and_citation(echo_model):
     loss = SupConLoss(echo_model, temperature=0.2, variant="zeng", dropout_views=True)
-    assert loss.get_config_dict() == {"temperature": 0.2, "variant": "zeng", "dropout_views": True}
+    assert loss.get_config_dict() == {
+        "temperature": 0.2,
+        "variant": "zeng",
+        "dropout_views": True,
+        "gather_across_devices": False,
+    }
     assert "khosla2020supcon" in loss.citation and "zeng2021modeling" in loss.citation
 
 
@@ -413,5 +418,6 @@ def test_ood_config_and_citation(tiny_model_mean):
         "rdrop_alpha": 0.5,
         "variant": "khosla",
         "stage": "joint",
+        "gather_across_devices": False,
     }
     assert "zeng2021modeling" in loss.citation and "liang2021rdrop" in loss.citation

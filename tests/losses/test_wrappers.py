@@ -264,3 +264,23 @@ def test_every_loss_trains_under_each_wrapper_or_refuses(
     value, grads = _run(model, wrapped, features, labels)
     assert math.isfinite(value.item())
     assert any(n.startswith("0.") and g.abs().sum() > 0 for n, g in grads.items())
+
+
+@pytest.mark.parametrize("case", ["matryoshka-cached-simcse", "adaptive-simcse", "2d-supcon"])
+def test_trainer_two_steps_under_wrappers(tiny_model, sentences, tmp_path, case):
+    """The issue-19 crashes, through the Trainer: two optimiser steps that change the encoder."""
+    from datasets import Dataset
+
+    from tests.training_utils import trainer_two_steps
+
+    if case == "matryoshka-cached-simcse":
+        loss = st_losses.MatryoshkaLoss(tiny_model, CachedSimCSELoss(tiny_model, mini_batch_size=3), DIMS)
+        dataset = Dataset.from_dict({"sentence": sentences})
+    elif case == "adaptive-simcse":
+        loss = st_losses.AdaptiveLayerLoss(tiny_model, SimCSELoss(tiny_model))
+        dataset = Dataset.from_dict({"sentence": sentences})
+    else:
+        loss = st_losses.Matryoshka2dLoss(tiny_model, SupConLoss(tiny_model, dropout_views=True), DIMS)
+        dataset = Dataset.from_dict({"sentence": sentences, "label": LABELS})
+    changed = trainer_two_steps(tiny_model, loss, dataset, tmp_path)
+    assert any(name.startswith("model.0.") for name in changed), changed
