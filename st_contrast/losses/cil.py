@@ -101,6 +101,7 @@ class CILLoss(nn.Module):
         negatives: NegativesRule = "other_bags",
         mlm_probability: float = 0.15,
         load_pretrained_mlm_head: bool = True,
+        gather_across_devices: bool = False,
         check_inputs: bool = True,
     ) -> None:
         """CIL (Chen et al., ACL 2021): bag-level relation classification plus contrastive instance learning.
@@ -133,6 +134,10 @@ class CILLoss(nn.Module):
                 other axis (``Σ_{i≠j} e(x_i, B_j)``), which METHODS.md records as a bug the code itself notes.
             mlm_probability: fraction of non-entity tokens picked for MLM (80/10/10 masking).
             load_pretrained_mlm_head: start the MLM head from the checkpoint's MLM weights when it has them.
+            gather_across_devices: in multi-process training (DDP), the contrastive term's negatives (the other
+                bags, or for ``negatives="official"`` the other instances) come from every process, with gradients
+                to their owners; loss and gradients equal one process on the concatenated batch (tested). The bag
+                cross-entropy and MLM are per example, so DDP's averaging already makes them global.
             check_inputs: check each batch for empty texts.
 
         References:
@@ -194,6 +199,7 @@ class CILLoss(nn.Module):
             raise ValueError(f"negatives must be 'other_bags' (the paper) or 'official' (the code), got {negatives!r}")
         self.negatives = negatives
         self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
+        self.gather_across_devices = bool(gather_across_devices)
         self.check_inputs = check_inputs
         pooling = find_entity_pooling(model)
         self.marker_ids: list[int] = list(pooling.marker_ids)
@@ -264,14 +270,14 @@ class CILLoss(nn.Module):
         logits, bags = self.bag_classifier(instances, labels)
         losses = {"bag_ce": F.cross_entropy(logits, labels)}
         if self.contrastive_weight > 0:
-            if bags.shape[0] < 2:
+            if bags.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
                 raise ValueError(
                     f"CILLoss needs at least 2 bags per batch (the other bags are the negatives), got "
                     f"{bags.shape[0]}. "
                     "Use a larger batch size or drop_last=True."
                 )
             contrastive = functional.cil_contrastive_loss(
-                embeddings[0], embeddings[-1], bags, self.temperature, self.negatives
+                embeddings[0], embeddings[-1], bags, self.temperature, self.negatives, self.gather_across_devices
             )
             losses["contrastive"] = self.alpha() * self.contrastive_weight * contrastive
         return losses
@@ -341,6 +347,7 @@ class CILLoss(nn.Module):
             "mlm_weight": self.mlm_weight,
             "warmup_steps": self.warmup_steps,
             "negatives": self.negatives,
+            "gather_across_devices": self.gather_across_devices,
             "mlm_probability": self.mlm_probability,
         }
 

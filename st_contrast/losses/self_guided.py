@@ -62,6 +62,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
         objective: Objective = "sg-opt",
         freeze_embeddings: bool = True,
         guide_dropout: bool = False,
+        gather_across_devices: bool = False,
     ) -> None:
         """Self-guided contrastive learning (Kim, Yoo and Lee, ACL 2021): SG-OPT and its plain SG variant.
 
@@ -105,6 +106,9 @@ class SelfGuidedContrastiveLoss(nn.Module):
             guide_dropout: leave dropout on in the guide. The official code does this by accident (its
                 guide is a child of the loss, so ``loss.train()`` puts it back in train mode); the paper
                 describes a frozen copy, so the default keeps the guide in eval mode.
+            gather_across_devices: in multi-process training (DDP), the negatives (other sentences' guide
+                vectors; for ``"sg"`` all other views) come from every process, with gradients to their owners;
+                loss and gradients equal one process on the concatenated batch (tested with two processes, SG-OPT).
 
         References:
             - Kim, Yoo, Lee. Self-Guided Contrastive Learning for BERT Sentence Representations. ACL 2021.
@@ -160,6 +164,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
         self.objective = objective
         self.freeze_embeddings = check_bool(freeze_embeddings, "freeze_embeddings")
         self.guide_dropout = check_bool(guide_dropout, "guide_dropout")
+        self.gather_across_devices = check_bool(gather_across_devices, "gather_across_devices")
         num_hidden_states = _num_hidden_layers(encoder) + 1
         self.guide_layers: list[int] | None = _check_layers(guide_layers, num_hidden_states)
 
@@ -239,11 +244,15 @@ class SelfGuidedContrastiveLoss(nn.Module):
             picks = torch.randint(layers, (batch,)).to(guide_embeddings.device)
             guide_embeddings = guide_embeddings[torch.arange(batch, device=guide_embeddings.device), picks]
             projected = self.projection_head(torch.cat([cls_embeddings, guide_embeddings.to(cls_embeddings.dtype)]))
-            return functional.sg_loss(projected[:batch], projected[batch:], self.temperature)
+            return functional.sg_loss(
+                projected[:batch], projected[batch:], self.temperature, self.gather_across_devices
+            )
         batch, layers, hidden = guide_embeddings.shape
         flat = guide_embeddings.reshape(batch * layers, hidden).to(cls_embeddings.dtype)
         projected = self.projection_head(torch.cat([cls_embeddings, flat]))
-        return functional.sg_opt_loss(projected[:batch], projected[batch:].view(batch, layers, -1), self.temperature)
+        return functional.sg_opt_loss(
+            projected[:batch], projected[batch:].view(batch, layers, -1), self.temperature, self.gather_across_devices
+        )
 
     @torch.no_grad()
     def guide_embeddings(self, features: dict[str, Tensor]) -> Tensor:
@@ -301,6 +310,7 @@ class SelfGuidedContrastiveLoss(nn.Module):
             "objective": self.objective,
             "freeze_embeddings": self.freeze_embeddings,
             "guide_dropout": self.guide_dropout,
+            "gather_across_devices": self.gather_across_devices,
         }
 
     @property
