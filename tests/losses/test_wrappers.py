@@ -284,3 +284,26 @@ def test_trainer_two_steps_under_wrappers(tiny_model, sentences, tmp_path, case)
         dataset = Dataset.from_dict({"sentence": sentences, "label": LABELS})
     changed = trainer_two_steps(tiny_model, loss, dataset, tmp_path)
     assert any(name.startswith("model.0.") for name in changed), changed
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_column_merging_follows_sentence_transformers_switch(tiny_model, sentences, cached):
+    """One forward over both columns normally; one per column under ST's column_merging_disabled()."""
+    from sentence_transformers.base.losses import column_merging_disabled
+
+    loss = CachedSimCSELoss(tiny_model, mini_batch_size=64) if cached else SimCSELoss(tiny_model)
+    sizes = []
+    forward = tiny_model.forward
+
+    def spy(features, **kwargs):
+        sizes.append(features["input_ids"].shape[0])
+        return forward(features, **kwargs)
+
+    tiny_model.forward = spy
+    features = _pairs(tiny_model, sentences)
+    loss([dict(f) for f in features], None).backward()
+    assert sizes == [2 * len(sentences)] * (2 if cached else 1)  # the cached loss embeds twice (GradCache)
+    sizes.clear()
+    with column_merging_disabled():
+        loss([dict(f) for f in features], None).backward()
+    assert sizes == [len(sentences)] * (4 if cached else 2)
