@@ -1,4 +1,10 @@
-"""GradCache (Gao et al., 2021): exact in-batch contrastive gradients with memory bounded by a mini-batch.
+"""GradCache (Gao et al., 2021) with a per-mini-batch auxiliary term, for CachedDeCLUTRLoss.
+
+CachedSimCSELoss and CachedSupConLoss run on sentence-transformers' own ``CachedLossMixin`` (see cached.py).
+This engine remains for what that mixin lacks: a scalar term per mini-batch (DeCLUTR's token-level MLM loss)
+that the second pass must back-propagate together with the cached embedding gradients; ST's backward hook
+replays the embeddings only. Its loss function follows ST's ``calculate_loss(..., with_backward=True)`` contract,
+so ST's wrappers (``MatryoshkaLoss``) can decorate it. Its random state also replays autocast, as cached.py's does.
 
 1. Embed the batch mini-batch by mini-batch without autograd, remembering each mini-batch's random
    state (so dropout can be replayed).
@@ -145,41 +151,37 @@ def embed_without_grad(
 
 
 def cached_loss(
-    loss_fn: Callable[[Tensor], Tensor],
+    loss_fn: Callable[[Tensor, bool], Tensor],
     encode: Encode,
     features: dict[str, Any],
     mini_batch_size: int,
     devices: list[torch.device],
     aux_weight: float = 1.0,
     parts: dict[str, Tensor] | None = None,
-    loss_parameters: list[torch.nn.Parameter] | tuple[torch.nn.Parameter, ...] = (),
 ) -> Tensor:
     """Steps 1-3 in one call: the loss value, whose backward re-embeds and back-propagates by mini-batch.
 
-    ``loss_fn`` maps the full ``(rows, dim)`` embedding matrix to a scalar loss. ``encode`` returns a
-    mini-batch's embeddings, or ``(embeddings, aux)`` where ``aux`` is a scalar that adds up over
-    mini-batches (e.g. a summed token-level MLM loss): the loss is then ``loss_fn(E) + aux_weight · Σ aux``,
+    ``loss_fn(embeddings, with_backward)`` maps the full ``(rows, dim)`` embedding matrix to a scalar loss;
+    with ``with_backward=True`` it also back-propagates it to ``embeddings`` and returns the detached value
+    (sentence-transformers' ``calculate_loss`` contract, so that ``MatryoshkaLoss``'s decorator of it works).
+    ``encode`` returns a mini-batch's embeddings, or ``(embeddings, aux)`` where ``aux`` is a scalar that adds up
+    over mini-batches (e.g. a summed token-level MLM loss): the loss is then ``loss_fn(E) + aux_weight · Σ aux``,
     and the second pass back-propagates each mini-batch's ``aux`` with it. The returned tensor is a leaf
     that carries the loss value; its backward hook does step 3. Without autograd (evaluation) the loss is
     computed from the step-1 outputs only. ``parts``, when given, receives the detached ``"embedding"``
     (``loss_fn``'s) and ``"aux"`` (weighted) terms.
-
-    ``loss_parameters`` are trainable parameters that ``loss_fn`` itself uses (a projection head owned by the
-    loss, applied inside its ``compute_loss_from_embeddings``): step 2 keeps the small graph from them to the
-    loss, and the backward gives them their gradient, times the upstream gradient, like every other weight.
     """
     embeddings, aux_total, states, ranges, widths = embed_without_grad(encode, features, mini_batch_size, devices)
     aux_value = aux_weight * aux_total if aux_total is not None else None
     if not torch.is_grad_enabled():
-        value = loss_fn(embeddings)
+        value = loss_fn(embeddings, False)
         _record(parts, value, aux_value)
         return value + aux_value.to(value.dtype) if aux_value is not None else value
     autocast = AutocastState(devices)
     embeddings = embeddings.detach().requires_grad_(True)
-    own = [p for p in loss_parameters if p.requires_grad]
     with torch.enable_grad():
-        value = loss_fn(embeddings)
-        (cache,) = torch.autograd.grad(value, embeddings, retain_graph=bool(own))
+        value = loss_fn(embeddings, True).detach()
+    cache = embeddings.grad if embeddings.grad is not None else torch.zeros_like(embeddings)
     _record(parts, value, aux_value)
     total = value.detach() + aux_value.to(value.dtype) if aux_value is not None else value.detach()
     result = total.requires_grad_(True)
@@ -187,8 +189,6 @@ def cached_loss(
 
     def replay_backward(upstream: Tensor) -> None:
         scale = upstream.detach()
-        if own:
-            torch.autograd.backward(value, scale.to(value.dtype), inputs=own)
         with torch.enable_grad(), autocast.replay():
             for (start, end), state, width in zip(ranges, states, widths):
                 with state.replay():

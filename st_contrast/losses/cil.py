@@ -17,7 +17,7 @@ from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_int, check_integer_labels, check_non_negative, check_rate, check_temperature
-from ._common import embed_merged, merge_features
+from ._common import embed_merged, for_wrapper, merge_features, refuse_wrappers
 
 NegativesRule = Literal["other_bags", "official"]
 Anchors = Literal["first", "all"]
@@ -59,6 +59,7 @@ class CILLoss(ContrastiveLoss):
         "mlm_weight",
         "warmup_steps",
         "negatives",
+        "gather_across_devices",
         "mlm_probability",
         "official",
         "detach_query",
@@ -90,6 +91,7 @@ class CILLoss(ContrastiveLoss):
         negatives: NegativesRule = "other_bags",
         mlm_probability: float = 0.15,
         load_pretrained_mlm_head: bool = True,
+        gather_across_devices: bool = False,
         check_inputs: bool = True,
         official: bool = False,
         detach_query: bool | None = None,
@@ -129,6 +131,10 @@ class CILLoss(ContrastiveLoss):
                 other axis (``Σ_{i≠j} e(x_i, B_j)``), which METHODS.md records as a bug the code itself notes.
             mlm_probability: fraction of non-entity tokens picked for MLM (80/10/10 masking).
             load_pretrained_mlm_head: start the MLM head from the checkpoint's MLM weights when it has them.
+            gather_across_devices: in multi-process training (DDP), the contrastive term's negatives (the other
+                bags, or for ``negatives="official"`` the other instances) come from every process, with gradients
+                to their owners; loss and gradients equal one process on the concatenated batch (tested). The bag
+                cross-entropy and MLM are per example, so DDP's averaging already makes them global.
             check_inputs: check each batch for empty texts.
             official: the preset of the official code's details below (:data:`OFFICIAL_CIL`); each of them
                 given explicitly wins over the preset. ``negatives`` is not part of it (see above).
@@ -237,6 +243,7 @@ class CILLoss(ContrastiveLoss):
                 "negatives='other_bags'"
             )
         self.mlm_probability = check_rate(mlm_probability, "mlm_probability", low_open=True, high_open=True)
+        self.gather_across_devices = bool(gather_across_devices)
         pooling = find_entity_pooling(model)
         self.marker_ids: list[int] = list(pooling.marker_ids)
         dim = pooling.get_embedding_dimension()
@@ -287,6 +294,14 @@ class CILLoss(ContrastiveLoss):
                 f"CILLoss expects one row per bag with columns (sentence_1, ..., sentence_k, augmented), k >= 1, got "
                 f"{len(sentence_features)} column(s). Build the rows with st_contrast.data.relation.cil_dataset."
             )
+        refuse_wrappers(
+            self.model,
+            "CILLoss",
+            {
+                "MatryoshkaLoss": "its train-only bag-attention classifier takes full-width embeddings, and the "
+                "wrapper truncates them"
+            },
+        )
         labels = self._check_labels(labels, sentence_features[0]["input_ids"].shape[0])
         self.check_texts(sentence_features)
         k = self._bag_size(len(sentence_features))
@@ -302,7 +317,7 @@ class CILLoss(ContrastiveLoss):
             losses["mlm"] = self.mlm_weight * self._mlm_loss(mlm_columns)
         if torch.is_grad_enabled():
             self.step += 1
-        return losses
+        return for_wrapper(self.model, losses)
 
     def _bag_size(self, columns: int) -> int:
         """``k`` from the number of columns: ``k + 1`` (``anchors="first"``) or ``2k`` (``anchors="all"``)."""
@@ -327,7 +342,7 @@ class CILLoss(ContrastiveLoss):
         logits, bags = self.bag_classifier(instances, labels)
         losses = {"bag_ce": F.cross_entropy(logits, labels)}
         if self.contrastive_weight > 0:
-            if bags.shape[0] < 2:
+            if bags.shape[0] < 2 and not (self.gather_across_devices and functional.is_distributed()):
                 raise ValueError(
                     f"CILLoss needs at least 2 bags per batch (the other bags are the negatives), got "
                     f"{bags.shape[0]}. "
@@ -338,14 +353,19 @@ class CILLoss(ContrastiveLoss):
                 contrastive = torch.stack(
                     [
                         functional.cil_contrastive_loss(
-                            embeddings[i], embeddings[k + i], bags, self.temperature, self.negatives
+                            embeddings[i],
+                            embeddings[k + i],
+                            bags,
+                            self.temperature,
+                            self.negatives,
+                            self.gather_across_devices,
                         )
                         for i in range(k)
                     ]
                 ).mean()
             else:
                 contrastive = functional.cil_contrastive_loss(
-                    embeddings[0], embeddings[-1], bags, self.temperature, self.negatives
+                    embeddings[0], embeddings[-1], bags, self.temperature, self.negatives, self.gather_across_devices
                 )
             losses["contrastive"] = self.alpha() * self.contrastive_weight * contrastive
         return losses

@@ -18,7 +18,7 @@ from st_contrast.views.rtd import RTDLabeler
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_no_labels, check_non_negative, check_rate
-from ._common import merge_features
+from ._common import for_wrapper, merge_features, refuse_wrappers
 
 Objective = Literal["paper", "official"]
 
@@ -171,6 +171,14 @@ class CLINELoss(ContrastiveLoss):
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
     ) -> dict[str, Tensor]:
         features = [dict(f) for f in sentence_features]
+        refuse_wrappers(
+            self.model,
+            "CLINELoss",
+            {
+                "AdaptiveLayerLoss": "CLINE masks and replaces tokens anew (in new feature dicts) on every call, and "
+                "the wrapper reuses the first call's hidden states through the caller's feature dicts"
+            },
+        )
         if len(features) != 3:
             raise ValueError(
                 f"CLINELoss expects 3 text columns (original, synonym rewrite, antonym rewrite), got {len(features)}. "
@@ -203,7 +211,10 @@ class CLINELoss(ContrastiveLoss):
             rtd_labels = self.rtd_labels(features[0]["attention_mask"], original_ids, features[1], features[2])
 
         sentence_embeddings, token_embeddings = self._encode(features, needs_tokens)
-        return self.compute_loss_from_embeddings(sentence_embeddings, token_embeddings, mlm_labels, rtd_labels)
+        return for_wrapper(
+            self.model,
+            self.compute_loss_from_embeddings(sentence_embeddings, token_embeddings, mlm_labels, rtd_labels),
+        )
 
     def rtd_labels(
         self, original_mask: Tensor, original_ids: Tensor, synonym: dict[str, Tensor], antonym: dict[str, Tensor]

@@ -23,7 +23,7 @@ from st_contrast.views.embedding import (
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_no_labels, check_non_negative, check_temperature
-from ._common import merge_features
+from ._common import for_wrapper, merge_features, refuse_wrappers
 from .functional import distributed
 
 logger = logging.getLogger(__name__)
@@ -215,6 +215,14 @@ class ConSERTLoss(ContrastiveLoss):
         sentence_features = list(sentence_features)
         if not sentence_features:
             raise ValueError("ConSERTLoss needs at least one text column, got none")
+        refuse_wrappers(
+            self.model,
+            "ConSERTLoss",
+            {
+                "AdaptiveLayerLoss": "its views are built in new feature dicts on every call, and the wrapper hands "
+                "the first call's hidden states to the next through the caller's dicts"
+            },
+        )
         if self.supervised_loss is None:
             check_no_labels(labels, "ConSERTLoss", "to join a supervised loss on labelled data, pass supervised_loss=")
         elif labels is None or (isinstance(labels, Tensor) and labels.numel() == 0):
@@ -247,7 +255,9 @@ class ConSERTLoss(ContrastiveLoss):
             contrastive = self.compute_loss_from_embeddings([view_a, view_b])
         if supervised is None:
             return contrastive if self.contrastive_weight == 1.0 else self.contrastive_weight * contrastive
-        return {"supervised": supervised, "contrastive": self.contrastive_weight * contrastive}
+        return for_wrapper(
+            self.model, {"supervised": supervised, "contrastive": self.contrastive_weight * contrastive}
+        )
 
     def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
         """The (unweighted) NT-Xent of the two views ``[view_a, view_b]``, each ``(N, dim)``."""

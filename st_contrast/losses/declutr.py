@@ -15,10 +15,16 @@ from st_contrast.modules.mlm import MLMHead, mask_tokens, tokenizer_ids
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_int, check_no_labels, check_non_negative, check_rate, check_temperature
-from ._common import embed_merged, merge_features
+from ._common import embed_merged, for_wrapper, merge_features, refuse_wrappers
 from .functional import distributed
 
 logger = logging.getLogger(__name__)
+
+
+DECLUTR_WRAPPER_REASONS = {
+    "AdaptiveLayerLoss": "it masks the anchors anew (in new feature dicts) on every call, and the wrapper hands the "
+    "first call's hidden states to the next through the caller's dicts"
+}
 
 
 class DeCLUTRLoss(ContrastiveLoss):
@@ -163,6 +169,7 @@ class DeCLUTRLoss(ContrastiveLoss):
     ) -> Tensor | dict[str, Tensor]:
         sentence_features = self._check_columns(sentence_features)
         check_no_labels(labels, "DeCLUTRLoss")
+        refuse_wrappers(self.model, type(self).__name__, DECLUTR_WRAPPER_REASONS)
         self.check_texts(sentence_features)
         anchor_features = sentence_features[: self.num_anchors]
         positive_features = sentence_features[self.num_anchors :]
@@ -174,7 +181,7 @@ class DeCLUTRLoss(ContrastiveLoss):
             components["mlm"] = self.mlm_weight * mlm
         self.last_components = {name: value.detach() for name, value in components.items()}
         if self.return_components:
-            return components
+            return for_wrapper(self.model, components)
         return contrastive + components["mlm"] if mlm is not None else contrastive
 
     def _check_columns(self, sentence_features: Iterable[dict[str, Tensor]]) -> list[dict[str, Tensor]]:

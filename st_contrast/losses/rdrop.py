@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_class_labels, check_non_negative, check_single_column
-from ._common import merge_features
+from ._common import doubled, for_wrapper, refuse_wrappers
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,12 @@ RDROP_CITATION = """
     url = "https://arxiv.org/abs/2106.14448",
 }
 """
+
+
+_RDROP_MATRYOSHKA = (
+    "R-Drop scores the classifier's logits, which the wrapper does not truncate (it truncates the sentence "
+    "embedding after the classifier has read it), so every dimension would train the full embedding"
+)
 
 
 class RDropLoss(ContrastiveLoss):
@@ -118,9 +124,10 @@ class RDropLoss(ContrastiveLoss):
         labels = check_class_labels(labels, batch_size, "RDropLoss", self.num_labels)
         from st_contrast.modules.classifier import logits_from_output
 
-        output = self.model(merge_features([features, features]))
+        refuse_wrappers(self.model, "RDropLoss", {"MatryoshkaLoss": _RDROP_MATRYOSHKA})
+        output = self.model(doubled(features))
         logits = logits_from_output(output, "RDropLoss").reshape(2, batch_size, -1)
-        return self.compute_loss_from_logits(logits[0], logits[1], labels.to(logits.device))
+        return for_wrapper(self.model, self.compute_loss_from_logits(logits[0], logits[1], labels.to(logits.device)))
 
     def compute_loss_from_logits(self, logits_p: Tensor, logits_q: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """The loss from the two passes' logits ``(batch, num_labels)``."""

@@ -22,6 +22,7 @@ from ._checks import (
     check_positive_int,
     check_temperature,
 )
+from ._common import for_wrapper, refuse_wrappers
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class SelfGuidedContrastiveLoss(ContrastiveLoss):
         "objective",
         "freeze_embeddings",
         "guide_dropout",
+        "gather_across_devices",
     )
     CITATION = """
 @inproceedings{kim2021selfguided,
@@ -84,6 +86,7 @@ class SelfGuidedContrastiveLoss(ContrastiveLoss):
         objective: Objective = "sg-opt",
         freeze_embeddings: bool = True,
         guide_dropout: bool = False,
+        gather_across_devices: bool = False,
     ) -> None:
         """Self-guided contrastive learning (Kim, Yoo and Lee, ACL 2021): SG-OPT and its plain SG variant.
 
@@ -127,6 +130,9 @@ class SelfGuidedContrastiveLoss(ContrastiveLoss):
             guide_dropout: leave dropout on in the guide. The official code does this by accident (its
                 guide is a child of the loss, so ``loss.train()`` puts it back in train mode); the paper
                 describes a frozen copy, so the default keeps the guide in eval mode.
+            gather_across_devices: in multi-process training (DDP), the negatives (other sentences' guide
+                vectors; for ``"sg"`` all other views) come from every process, with gradients to their owners;
+                loss and gradients equal one process on the concatenated batch (tested with two processes, SG-OPT).
 
         References:
             - Kim, Yoo, Lee. Self-Guided Contrastive Learning for BERT Sentence Representations. ACL 2021.
@@ -181,6 +187,7 @@ class SelfGuidedContrastiveLoss(ContrastiveLoss):
         self.objective = objective
         self.freeze_embeddings = check_bool(freeze_embeddings, "freeze_embeddings")
         self.guide_dropout = check_bool(guide_dropout, "guide_dropout")
+        self.gather_across_devices = check_bool(gather_across_devices, "gather_across_devices")
         num_hidden_states = _num_hidden_layers(encoder) + 1
         self.guide_layers: list[int] | None = _check_layers(guide_layers, num_hidden_states)
 
@@ -234,15 +241,22 @@ class SelfGuidedContrastiveLoss(ContrastiveLoss):
                 f"negatives), got a batch of {size}. Use a larger batch size, or drop_last=True so the last batch "
                 "is not a single sentence."
             )
+        refuse_wrappers(
+            self.model,
+            "SelfGuidedContrastiveLoss",
+            {"MatryoshkaLoss": "it contrasts the [CLS] token embedding, which the wrapper does not truncate"},
+        )
         encoder = hf_encoder(self.model)
         self._follow(encoder)
         guide_embeddings = self.guide_embeddings(features)
-        output = self.model(dict(features))
+        # the caller's dict itself: AdaptiveLayerLoss hands its cached layers between calls through it
+        output = self.model(features)
         cls_embeddings = _first_token(output)
-        return {
+        components = {
             "contrastive": self.compute_loss_from_embeddings(cls_embeddings, guide_embeddings),
             "regularization": self.regularization(encoder),
         }
+        return for_wrapper(self.model, components)
 
     def compute_loss_from_embeddings(self, cls_embeddings: Tensor, guide_embeddings: Tensor) -> Tensor:
         """The contrastive term from [CLS] vectors ``(B, H)`` and pooled guide vectors ``(B, L, H)``."""
@@ -252,11 +266,15 @@ class SelfGuidedContrastiveLoss(ContrastiveLoss):
             picks = torch.randint(layers, (batch,)).to(guide_embeddings.device)
             guide_embeddings = guide_embeddings[torch.arange(batch, device=guide_embeddings.device), picks]
             projected = self.projection_head(torch.cat([cls_embeddings, guide_embeddings.to(cls_embeddings.dtype)]))
-            return functional.sg_loss(projected[:batch], projected[batch:], self.temperature)
+            return functional.sg_loss(
+                projected[:batch], projected[batch:], self.temperature, self.gather_across_devices
+            )
         batch, layers, hidden = guide_embeddings.shape
         flat = guide_embeddings.reshape(batch * layers, hidden).to(cls_embeddings.dtype)
         projected = self.projection_head(torch.cat([cls_embeddings, flat]))
-        return functional.sg_opt_loss(projected[:batch], projected[batch:].view(batch, layers, -1), self.temperature)
+        return functional.sg_opt_loss(
+            projected[:batch], projected[batch:].view(batch, layers, -1), self.temperature, self.gather_across_devices
+        )
 
     @torch.no_grad()
     def guide_embeddings(self, features: dict[str, Tensor]) -> Tensor:

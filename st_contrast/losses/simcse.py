@@ -169,6 +169,12 @@ class SimCSELoss(ContrastiveLoss):
         if len(embeddings) not in (2, 3):
             raise ValueError(f"SimCSELoss needs 2 or 3 embedding tensors, got {len(embeddings)}")
         if self.projection_head is not None:
+            width = self.projection_head.dense.in_features
+            if embeddings[0].shape[-1] != width:
+                raise ValueError(
+                    _MLP_UNDER_MATRYOSHKA.format(name=type(self).__name__)
+                    + f" (got {embeddings[0].shape[-1]}-wide embeddings, the head takes {width})"
+                )
             embeddings = [self.projection_head(embedding) for embedding in embeddings]
         anchors, positives = embeddings[0], embeddings[1]
         negatives = embeddings[2] if len(embeddings) == 3 else None
@@ -193,6 +199,13 @@ class SimCSELoss(ContrastiveLoss):
             f"SimCSELoss needs at least 2 examples per batch (the other examples are the negatives), got a batch of "
             f"{size}. Use a larger batch size, or drop_last=True so the last batch is not a single example."
         )
+
+
+_MLP_UNDER_MATRYOSHKA = (
+    "{name}(projection='mlp') cannot train under MatryoshkaLoss or Matryoshka2dLoss: they truncate the embeddings, "
+    "and the train-only MLP head takes full-width ones; use projection='model' (the head becomes part of the model, "
+    "so its output is what is truncated) or projection='none'"
+)
 
 
 def _append_dense_head(model: nn.Module, dim: int, init_std: float) -> None:

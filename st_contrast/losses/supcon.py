@@ -18,7 +18,7 @@ from st_contrast.modeling import hf_encoder
 from . import functional
 from ._base import ContrastiveLoss
 from ._checks import check_class_labels, check_non_negative, check_single_column, check_temperature
-from ._common import embed_merged, merge_features
+from ._common import embed_merged, for_wrapper, merge_features, refuse_wrappers
 from .rdrop import RDROP_CITATION
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ _ZENG_CITATION = """
 
 class SupConLoss(ContrastiveLoss):
     CITATION = _KHOSLA_CITATION + _ZENG_CITATION
-    config_keys = ("temperature", "variant", "dropout_views", "form", "no_positive")
+    config_keys = ("temperature", "variant", "dropout_views", "gather_across_devices", "form", "no_positive")
 
     def __init__(
         self,
@@ -62,6 +62,7 @@ class SupConLoss(ContrastiveLoss):
         temperature: float = 0.1,
         variant: Variant = "khosla",
         dropout_views: bool = False,
+        gather_across_devices: bool = False,
         check_inputs: bool = True,
         form: Form = "out",
         no_positive: NoPositive = "drop",
@@ -94,6 +95,9 @@ class SupConLoss(ContrastiveLoss):
             variant: ``"khosla"`` (the SupCon paper's ``L_out``) or ``"zeng"`` (needs two views).
             dropout_views: encode a single text column twice (independent dropout masks) so each example
                 has its own second view, as unsupervised SimCSE does.
+            gather_across_devices: in multi-process training (DDP), every process's embeddings and labels are
+                positives and negatives for the local anchors, with gradients to their owners: loss and
+                gradients equal one process on the concatenated batch (tested with two processes).
             check_inputs: reject empty texts (a cheap tensor test).
             form: ``"out"`` (``L_out``, default) or ``"in"`` (``L_in``); ``"in"`` only with ``variant="khosla"``.
             no_positive: ``"drop"`` (default: anchors without a positive leave the mean) or ``"zero"`` (they
@@ -140,6 +144,7 @@ class SupConLoss(ContrastiveLoss):
         self.variant = variant
         self.form, self.no_positive = _check_form(form, no_positive, variant)
         self.dropout_views = bool(dropout_views)
+        self.gather_across_devices = bool(gather_across_devices)
         self.skipped_anchors = 0
         self.total_anchors = 0
         self._warned_skip = False
@@ -173,7 +178,13 @@ class SupConLoss(ContrastiveLoss):
         if batch_size * len(embeddings) < 2:
             raise ValueError(f"SupConLoss needs at least 2 embeddings per batch, got {batch_size * len(embeddings)}")
         loss, skipped = functional.supcon_loss(
-            embeddings, labels, self.temperature, self.variant, self.form, self.no_positive
+            embeddings,
+            labels,
+            self.temperature,
+            self.variant,
+            self.form,
+            self.no_positive,
+            gather_across_devices=self.gather_across_devices,
         )
         self._count(skipped, batch_size * len(embeddings))
         return loss
@@ -270,6 +281,7 @@ class SupConOODLoss(ContrastiveLoss):
         "rdrop_alpha",
         "variant",
         "stage",
+        "gather_across_devices",
         "form",
         "no_positive",
     )
@@ -287,6 +299,7 @@ class SupConOODLoss(ContrastiveLoss):
         stage: Stage = "joint",
         classifier_dropout: float = 0.1,
         label_names: list[str] | None = None,
+        gather_across_devices: bool = False,
         check_inputs: bool = True,
         form: Form = "out",
         no_positive: NoPositive = "drop",
@@ -323,6 +336,8 @@ class SupConOODLoss(ContrastiveLoss):
             stage: ``"joint"``, ``"contrastive"`` or ``"classification"`` (see above).
             classifier_dropout: dropout before the head's linear layer (used when the head is created).
             label_names: optional class names saved with the head.
+            gather_across_devices: SupCon's candidates from every process, as in :class:`SupConLoss` (the
+                cross-entropy and R-Drop terms are per example, so DDP's averaging already makes them global).
             check_inputs: reject empty texts.
             form: ``"out"`` (Khosla et al.'s ``L_out``, default) or ``"in"`` (``L_in``), as in :class:`SupConLoss`.
             no_positive: ``"drop"`` or ``"zero"``, as in :class:`SupConLoss` (every anchor has a positive here,
@@ -376,6 +391,7 @@ class SupConOODLoss(ContrastiveLoss):
         self.form, self.no_positive = _check_form(form, no_positive, variant)
         self.stage: Stage = "joint"
         self.set_stage(stage)
+        self.gather_across_devices = bool(gather_across_devices)
         self.head = ensure_classifier_head(model, num_labels, dropout=classifier_dropout, labels=label_names)
         self.num_labels = self.head.num_labels
         self._tap = _WordEmbeddingTap(hf_encoder(model).get_input_embeddings())
@@ -408,6 +424,16 @@ class SupConOODLoss(ContrastiveLoss):
         self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None
     ) -> dict[str, Tensor]:
         features = check_single_column(self, sentence_features, "SupConOODLoss")
+        refuse_wrappers(
+            self.model,
+            "SupConOODLoss",
+            {
+                "MatryoshkaLoss": "its classifier reads the sentence embedding before the wrapper truncates it, and "
+                "its adversarial view needs a fresh forward pass on every call",
+                "AdaptiveLayerLoss": "its adversarial view perturbs the word embeddings on every call, and the "
+                "wrapper reuses the first call's hidden states",
+            },
+        )
         batch_size = features["input_ids"].shape[0]
         contrast = self._uses_contrast
         labels = check_class_labels(labels, batch_size, "SupConOODLoss", self.num_labels, need_two_classes=contrast)
@@ -441,11 +467,17 @@ class SupConOODLoss(ContrastiveLoss):
         if contrast:
             second = self._second_view(features, ce, word_embeddings if adversarial else None, batch_size)
             scl, _ = functional.supcon_loss(
-                [embeddings[0], second], labels, self.temperature, self.variant, self.form, self.no_positive
+                [embeddings[0], second],
+                labels,
+                self.temperature,
+                self.variant,
+                self.form,
+                self.no_positive,
+                gather_across_devices=self.gather_across_devices,
             )
             weight = 1.0 if self.stage == "contrastive" else self.scl_weight
             components["supcon"] = weight * scl
-        return components
+        return for_wrapper(self.model, components)
 
     def _second_view(self, features: dict[str, Tensor], ce: Tensor, word_embeddings: Tensor | None, n: int) -> Tensor:
         """The adversarial view's sentence embeddings (a plain dropout view when ``ε = 0``)."""

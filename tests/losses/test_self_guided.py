@@ -390,6 +390,7 @@ def test_config_and_citation(tiny_model):
         "objective": "sg",
         "freeze_embeddings": True,
         "guide_dropout": False,
+        "gather_across_devices": False,
     }
     assert "kim2021selfguided" in loss.citation
 

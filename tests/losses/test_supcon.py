@@ -124,6 +124,7 @@ def test_supcon_config_and_citation(echo_model):
         "temperature": 0.2,
         "variant": "zeng",
         "dropout_views": True,
+        "gather_across_devices": False,
         "form": "out",
         "no_positive": "drop",
     }
@@ -375,6 +376,7 @@ def test_ood_config_and_citation(tiny_model_mean):
         "rdrop_alpha": 0.5,
         "variant": "khosla",
         "stage": "joint",
+        "gather_across_devices": False,
         "form": "out",
         "no_positive": "drop",
     }

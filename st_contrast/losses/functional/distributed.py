@@ -56,9 +56,20 @@ def all_gather_with_grad(tensor: Tensor) -> Tensor:
     Without an initialised process group (or with one process) it returns ``tensor`` unchanged.
     Ranks may hold different batch sizes. Gradients flowing into another rank's rows are sent back
     to that rank in the backward pass, so negatives from other devices train their own encoder.
+
+    When every rank holds the same number of rows (the Trainer's even batches), this is
+    sentence-transformers' ``all_gather_with_grad`` (``torch.distributed.nn.all_gather``; tested equal to
+    ours, loss and gradients, with two gloo processes). Ours (:class:`_AllGatherWithGrad`) remains for
+    uneven batches (a last batch split unevenly, ``model.fit`` without ``drop_last``), which
+    ``torch.distributed.nn.all_gather`` cannot gather: it needs the same shape on every rank.
     """
     if not is_distributed():
         return tensor
+    sizes = _gather_sizes(tensor.shape[0], tensor.device)
+    if len(set(sizes)) == 1:
+        from sentence_transformers.util.distributed import all_gather_with_grad as st_all_gather_with_grad
+
+        return st_all_gather_with_grad(tensor)
     return _AllGatherWithGrad.apply(tensor)
 
 
@@ -68,3 +79,17 @@ def local_offset(local_size: int, device: torch.device) -> int:
         return 0
     sizes = _gather_sizes(local_size, device)
     return sum(sizes[: dist.get_rank()])
+
+
+def world_size() -> int:
+    """The number of processes (1 when not distributed)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def sum_over_processes(value: int, device: torch.device) -> int:
+    """``value`` summed over every process (itself when not distributed); no gradient."""
+    if not is_distributed():
+        return value
+    total = torch.tensor([value], device=device, dtype=torch.long)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return int(total.item())

@@ -157,6 +157,7 @@ def cil_logits(
     bags: Tensor,
     temperature: float = 0.05,
     negatives: str = "other_bags",
+    candidates: tuple[Tensor, Tensor, int] | None = None,
 ) -> Tensor:
     """CIL's InfoNCE logits: column 0 the positive, then one column per negative (``-inf`` where none).
 
@@ -167,6 +168,9 @@ def cil_logits(
       negatives summed along the bag axis of the instance × bag similarity matrix.
     * ``"official"``: the official code's axis, the same matrix summed along the instance axis:
       ``Σ_{j≠i} e(x_j, B_i)``, the other bags' instances against bag ``i``.
+
+    ``candidates = (all_instances, all_bags, offset)``, the rows of every process (this one's start at
+    ``offset``), makes the negatives those of the global batch; by default they are the local rows.
     """
     if negatives not in ("other_bags", "official"):
         raise ValueError(f"negatives must be 'other_bags' or 'official', got {negatives!r}")
@@ -175,11 +179,15 @@ def cil_logits(
             "cil_logits needs one anchor instance, one positive and one bag per row, got shapes "
             f"{tuple(instances.shape)}, {tuple(positives.shape)} and {tuple(bags.shape)}"
         )
+    all_instances, all_bags, offset = candidates if candidates is not None else (instances, bags, 0)
     positive = F.cosine_similarity(instances, positives, dim=-1, eps=1e-8).unsqueeze(1) / temperature
-    similarity = cosine_similarity_matrix(instances, bags) / temperature
-    if negatives == "official":
-        similarity = similarity.transpose(0, 1)
-    own = torch.eye(bags.shape[0], dtype=torch.bool, device=bags.device)
+    if negatives == "official":  # local bag i against every instance x_j
+        similarity = cosine_similarity_matrix(bags, all_instances) / temperature
+    else:  # local instance i against every bag B_j
+        similarity = cosine_similarity_matrix(instances, all_bags) / temperature
+    rows = torch.arange(bags.shape[0], device=bags.device)
+    own = torch.zeros(similarity.shape, dtype=torch.bool, device=bags.device)
+    own[rows, rows + offset] = True
     similarity = similarity.masked_fill(own, float("-inf"))
     return torch.cat([positive, similarity], dim=1)
 
@@ -190,11 +198,28 @@ def cil_contrastive_loss(
     bags: Tensor,
     temperature: float = 0.05,
     negatives: str = "other_bags",
+    gather_across_devices: bool = False,
 ) -> Tensor:
-    """Mean InfoNCE of :func:`cil_logits` (target: column 0). Needs at least two bags (one negative)."""
+    """Mean InfoNCE of :func:`cil_logits` (target: column 0). Needs at least two bags (one negative).
+
+    With ``gather_across_devices`` (in a process group) the negatives are every process's bags (or instances,
+    for ``"official"``), with gradients to their owners, and the local loss is ``W · Σ_local / B_global``:
+    with DDP's averaging, loss and gradients equal one process on the concatenated batch (tested).
+    """
     temperature = check_temperature(temperature)
-    if bags.shape[0] < 2:
-        raise ValueError(f"CIL's contrastive loss needs at least 2 bags per batch (negatives), got {bags.shape[0]}")
-    logits = cil_logits(instances, positives, bags, temperature, negatives)
+    if not (gather_across_devices and distributed.is_distributed()):
+        if bags.shape[0] < 2:
+            raise ValueError(
+                f"CIL's contrastive loss needs at least 2 bags per batch (negatives), got {bags.shape[0]}"
+            )
+        logits = cil_logits(instances, positives, bags, temperature, negatives)
+        targets = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        return info_nce(logits, targets)
+    offset = distributed.local_offset(bags.shape[0], bags.device)
+    all_instances = distributed.all_gather_with_grad(instances)
+    all_bags = distributed.all_gather_with_grad(bags)
+    total = all_bags.shape[0]
+    logits = cil_logits(instances, positives, bags, temperature, negatives, (all_instances, all_bags, offset))
     targets = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return info_nce(logits, targets)
+    per_row = F.cross_entropy(logits, targets, reduction="sum")
+    return per_row * distributed.world_size() / total
