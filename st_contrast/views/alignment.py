@@ -8,7 +8,7 @@ from the token ids. :class:`TokenAligner` does that; CLINE's replaced-token dete
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -98,12 +98,23 @@ class TokenAligner:
         value: int = 1,
     ) -> Tensor:
         """:meth:`replaced` for each row of a batch: a ``(batch, rewrite_length)`` long tensor."""
-        out = torch.full(rewrite_ids.shape, IGNORE, dtype=torch.long)
-        original_lengths = original_mask.sum(1).tolist()
-        rewrite_lengths = rewrite_mask.sum(1).tolist()
-        original_rows = original_ids.tolist()
-        rewrite_rows = rewrite_ids.tolist()
-        for row, (a, b, n, m) in enumerate(zip(original_rows, rewrite_rows, original_lengths, rewrite_lengths)):
-            # right padding (as the collator makes it): the real tokens are the first `mask.sum()` ones
-            out[row, : int(m)] = torch.tensor(self.replaced(a[: int(n)], b[: int(m)], value), dtype=torch.long)
-        return out.to(rewrite_ids.device)
+        return label_rows(self.replaced, original_ids, original_mask, rewrite_ids, rewrite_mask, value)
+
+
+def label_rows(
+    label_one: Callable[[list[int], list[int], int], list[int]],
+    original_ids: Tensor,
+    original_mask: Tensor,
+    rewrite_ids: Tensor,
+    rewrite_mask: Tensor,
+    value: int = 1,
+) -> Tensor:
+    """``label_one(original, rewrite, value)`` for each row of a right-padded batch (as the collator makes it:
+    the real tokens are the first ``mask.sum()`` ones): a ``(batch, rewrite_length)`` long tensor, IGNORE on
+    padding."""
+    out = torch.full(rewrite_ids.shape, IGNORE, dtype=torch.long)
+    lengths = original_mask.sum(1).tolist(), rewrite_mask.sum(1).tolist()
+    rows = zip(original_ids.tolist(), rewrite_ids.tolist(), *lengths)
+    for row, (a, b, n, m) in enumerate(rows):
+        out[row, : int(m)] = torch.tensor(label_one(a[: int(n)], b[: int(m)], value), dtype=torch.long)
+    return out.to(rewrite_ids.device)

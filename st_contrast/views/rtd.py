@@ -27,13 +27,12 @@ import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-import torch
 from torch import Tensor
+
+from st_contrast.views.alignment import IGNORE, KEPT, label_rows
 
 __all__ = ["RTDLabeler", "KEPT", "IGNORE", "PARTICLES"]
 
-KEPT = 0
-IGNORE = -100
 
 #: words that continue a phrase to their left in WordNet multi-word lemmas (phrasal verbs, postmodifiers),
 #: besides the rewriter's stop words (which already hold up, off, out, of, ...)
@@ -171,10 +170,4 @@ class RTDLabeler:
         value: int = 1,
     ) -> Tensor:
         """:meth:`labels_for` for each row of a right-padded batch: a ``(batch, rewrite_length)`` long tensor."""
-        out = torch.full(rewrite_ids.shape, IGNORE, dtype=torch.long)
-        rows = zip(
-            original_ids.tolist(), rewrite_ids.tolist(), original_mask.sum(1).tolist(), rewrite_mask.sum(1).tolist()
-        )
-        for row, (a, b, n, m) in enumerate(rows):
-            out[row, : int(m)] = torch.tensor(self.labels_for(a[: int(n)], b[: int(m)], value), dtype=torch.long)
-        return out.to(rewrite_ids.device)
+        return label_rows(self.labels_for, original_ids, original_mask, rewrite_ids, rewrite_mask, value)
