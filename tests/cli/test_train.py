@@ -239,7 +239,8 @@ def test_resume_continues_with_the_stored_settings(tmp_path, model_dir, sentence
     card = (out / "README.md").read_text()
     # the card's training-log table holds the steps of both parts (the first part's carried over on resume)
     logs = card.split("### Training Logs", 1)[1].split("\n### ", 1)[0]
-    steps = [int(cells[2]) for line in logs.splitlines() if len(cells := line.split("|")) > 2 and cells[2].strip().isdigit()]
+    rows = [line.split("|") for line in logs.splitlines()]
+    steps = [int(cells[2]) for cells in rows if len(cells) > 2 and cells[2].strip().isdigit()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert main(["train", "--output-dir", str(out), "--resume", "--batch-size", "8"]) == 2
     assert "batch_size: stored 4, now 8" in capsys.readouterr().err
